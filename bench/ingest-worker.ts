@@ -1,0 +1,95 @@
+import Redis from 'ioredis';
+import { Correlator } from '../src/correlate/correlator';
+import { Intake } from '../src/ingest/intake';
+import { FETCH, createKafka, sendInChunks } from '../src/kafka';
+import { loadConfig } from '../src/config';
+import { createLogger } from '../src/logger';
+import { Metrics } from '../src/metrics';
+import type { Batch } from 'kafkajs';
+import { peakRss } from './rss';
+
+/**
+ * One side of the ingest benchmark, in its own process so its peak RSS is its own:
+ * `noop` is a kafkajs consumer that does nothing per message (the client's ceiling);
+ * `ingest` is Cordon's intake on a kafkajs consumer: decode, validate, normalize, dead-letter;
+ * `correlate` is the whole correlator stage: the same, plus the correlation engine and snapshots.
+ * Prints one JSON line: records, seconds from first to last record, records/s, peak RSS.
+ */
+async function main(): Promise<void> {
+  const [mode, configJson, countArg] = process.argv.slice(2);
+  const config = loadConfig({ env: {}, overrides: JSON.parse(configJson!) });
+  const total = Number(countArg);
+  const log = createLogger('error');
+  const kafka = createKafka(config, log);
+  const result =
+    mode === 'noop' ? await consume(kafka, config, total, () => {}) : mode === 'ingest' ? await ingest(kafka, config, total, log) : await correlate(kafka, config, total, log);
+  process.stdout.write(`${JSON.stringify({ mode, ...result, peakRss: peakRss() })}\n`);
+  process.exit(0);
+}
+
+type Kafka = ReturnType<typeof createKafka>;
+type Config = ReturnType<typeof loadConfig>;
+type Log = ReturnType<typeof createLogger>;
+
+/** A plain kafkajs consumer group reader; `perBatch` is all the work done on each batch. */
+async function consume(kafka: Kafka, config: Config, total: number, perBatch: (b: Batch) => Promise<void> | void) {
+  const consumer = kafka.consumer({ groupId: `${config.kafka.groups.ingest}-${process.argv[2]}`, ...FETCH });
+  await consumer.connect();
+  await consumer.subscribe({ topics: config.kafka.inputs.map((i) => i.topic), fromBeginning: true });
+  let count = 0;
+  let first = 0;
+  let last = 0;
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      eachBatch: async ({ batch }) => {
+        if (first === 0) first = performance.now();
+        await perBatch(batch);
+        count += batch.messages.length;
+        last = performance.now();
+        if (count >= total) resolve();
+      },
+    });
+  });
+  await consumer.disconnect();
+  return summary(count, first, last);
+}
+
+async function ingest(kafka: Kafka, config: Config, total: number, log: Log) {
+  const intake = new Intake(config, new Metrics({ defaultMetrics: false }), log);
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  let events = 0;
+  const result = await consume(kafka, config, total, async (batch) => {
+    const { admitted, dead } = intake.admitBatch(batch, config.kafka.inputs[0]!.format, 'record');
+    events += admitted.length;
+    if (dead.length > 0) await sendInChunks(producer, [{ topic: config.kafka.topics.dlq, messages: dead }]);
+  });
+  await producer.disconnect();
+  return { ...result, events };
+}
+
+async function correlate(kafka: Kafka, config: Config, total: number, log: Log) {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const redis = new Redis(config.redis.url);
+  const correlator = new Correlator({ kafka, redis, config, log, metrics });
+  await correlator.start();
+  let first = 0;
+  let count = 0;
+  for (;;) {
+    count = (await metrics.ingestRecords.get()).values.reduce((n, v) => n + v.value, 0);
+    if (count > 0 && first === 0) first = performance.now();
+    if (count >= total) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const last = performance.now();
+  await correlator.stop();
+  redis.disconnect();
+  return { ...summary(count, first, last), entities: correlator.engine.size.entities };
+}
+
+function summary(count: number, first: number, last: number) {
+  const seconds = (last - first) / 1000;
+  return { records: count, seconds, perSecond: count / seconds };
+}
+
+void main();

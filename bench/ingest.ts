@@ -1,0 +1,90 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { loadConfig } from '../src/config';
+import { cordonTopics, createKafka, ensureTopics } from '../src/kafka';
+import { createLogger } from '../src/logger';
+import { mib } from './rss';
+import { hubbleDeniedFlow } from './telemetry';
+
+/**
+ * `npm run bench:ingest`: publishes N denied-flow records (Cilium Hubble JSON) to the real Kafka,
+ * then consumes them three times, each in its own process: a kafkajs consumer that does nothing
+ * per message (the client's ceiling), Cordon's ingest (validate and normalize), and the whole
+ * correlator stage. Prints records/s of each, the ratio, and peak RSS.
+ * Targets: ingest ≥ 0.7 of the ceiling, peak RSS < 300 MB.
+ */
+const N = Number(process.env.BENCH_RECORDS ?? 1_000_000);
+
+async function main(): Promise<void> {
+  const run = `bench-ingest-${Date.now().toString(36)}`;
+  const overrides = {
+    kafka: {
+      brokers: (process.env.CORDON_KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
+      partitions: 6,
+      inputs: [{ topic: `${run}.flows`, format: 'hubble' }],
+      topics: { events: `${run}.events`, dlq: `${run}.dlq`, incidents: `${run}.incidents`, ledger: `${run}.ledger`, lifecycle: `${run}.lifecycle` },
+      groups: { ingest: `${run}-ingest`, correlate: `${run}-correlate` },
+    },
+    redis: { keyPrefix: run },
+    // Recorded-time records: no freshness rejects in the benchmark.
+    ingest: { maxEventAgeMs: 0 },
+  };
+  const config = loadConfig({ env: {}, overrides });
+  const kafka = createKafka(config, createLogger('error'));
+  const admin = kafka.admin();
+  await admin.connect();
+  await ensureTopics(admin, cordonTopics(config));
+
+  const published = await publish(kafka, config.kafka.inputs[0]!.topic);
+  const noop = worker('noop', overrides);
+  const cordon = worker('ingest', overrides);
+  const correlate = worker('correlate', overrides);
+
+  const ratio = cordon.perSecond / noop.perSecond;
+  const rows = [
+    ['records published', `${N.toLocaleString()} (${published.toFixed(0)} records/s)`],
+    ['kafkajs no-op consumer', `${noop.perSecond.toFixed(0)} records/s, peak RSS ${mib(noop.peakRss)}`],
+    ['cordon ingest', `${cordon.perSecond.toFixed(0)} records/s, peak RSS ${mib(cordon.peakRss)}`],
+    ['cordon ingest + correlate', `${correlate.perSecond.toFixed(0)} records/s, peak RSS ${mib(correlate.peakRss)}`],
+    ['ratio (target >= 0.70)', `${ratio.toFixed(2)} ${ratio >= 0.7 ? 'MET' : 'MISSED'}`],
+    ['peak RSS (target < 300 MB)', `${mib(cordon.peakRss)} ${cordon.peakRss < 300 * 1024 * 1024 ? 'MET' : 'MISSED'}`],
+  ];
+  for (const [k, v] of rows) process.stdout.write(`${k!.padEnd(28)} ${v}\n`);
+
+  await admin.deleteTopics({ topics: cordonTopics(config).map((t) => t.topic) });
+  await admin.disconnect();
+}
+
+async function publish(kafka: ReturnType<typeof createKafka>, topic: string): Promise<number> {
+  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  await producer.connect();
+  const start = performance.now();
+  const base = Date.now();
+  const batch = 5_000;
+  const inFlight: Promise<unknown>[] = [];
+  for (let i = 0; i < N; i += batch) {
+    const messages = [];
+    for (let j = i; j < Math.min(N, i + batch); j++) messages.push({ key: String(j % 5000), value: hubbleDeniedFlow(j, base) });
+    inFlight.push(producer.send({ topic, messages, acks: 1 }));
+    if (inFlight.length >= 4) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+  await producer.disconnect();
+  return N / ((performance.now() - start) / 1000);
+}
+
+function worker(mode: 'noop' | 'ingest' | 'correlate', overrides: object) {
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const args = [...profile, join(__dirname, 'ingest-worker.js'), mode, JSON.stringify(overrides), String(N)];
+  const out = execFileSync(process.execPath, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1024 * 1024,
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as { perSecond: number; peakRss: number; records: number };
+}
+
+void main().catch((err) => {
+  process.stderr.write(`${err.stack}\n`);
+  process.exit(1);
+});

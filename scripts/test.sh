@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: installs dependencies, brings the real local stack up if it is not, type-checks,
+# builds (some tests run the built `cordon` as a separate process), then runs jest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d node_modules ] || npm ci --no-fund --no-audit
+bash scripts/stack.sh up
+bash scripts/browser.sh
+npm run -s typecheck
+npm run -s build
+# Tests named *.serial.test.ts stop shared parts of the stack (Elasticsearch); they run alone, after the rest.
+if [ $# -gt 0 ]; then
+  npx jest --ci "$@"
+else
+  npx jest --ci --testPathIgnorePatterns '\.serial\.test\.ts$'
+  npx jest --ci --runInBand --testPathPattern '\.serial\.test\.ts$'
+fi

@@ -1,0 +1,99 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import type { Anomaly } from '../events';
+import { Anomaly as AnomalySchema } from '../events';
+import { allows, authenticate, sha256Hex, type TokenConfig } from '../http/auth';
+import type { HttpServer } from '../http/server';
+import type { Logger } from '../logger';
+import { describeIssues } from '../validation';
+import type { AlertSecret, AlertsConfig } from './config';
+import { ElasticAlert, elasticToAnomalies } from './elastic';
+import type { AlertPublisher } from './publisher';
+import { SplunkAlert, splunkToAnomalies, type Conversion } from './splunk';
+
+export const ALERT_SOURCES = ['splunk', 'elastic'] as const;
+export type AlertSource = (typeof ALERT_SOURCES)[number];
+
+export interface AlertRoutesDeps {
+  config: AlertsConfig;
+  /** API tokens (auth.tokens): a responder or above may post alerts too. */
+  tokens: readonly TokenConfig[];
+  publisher: AlertPublisher;
+  log: Logger;
+  now?: () => number;
+}
+
+type Verdict = { ok: true; by: string } | { ok: false; status: 401 | 403; message: string };
+
+/**
+ * Who may post to a source's endpoint: one of that source's shared secrets, as a bearer token or,
+ * for Splunk's webhook action which cannot set headers, as `?token=`; or an API token of role
+ * responder or above. A secret of the other source, or a viewer token, is known but not allowed (403).
+ */
+export function authorizeAlert(source: AlertSource, presented: { authorization?: string; token?: string }, deps: Pick<AlertRoutesDeps, 'config' | 'tokens'>): Verdict {
+  const bearer = /^Bearer (\S{16,512})$/.exec(presented.authorization ?? '')?.[1];
+  const secret = bearer ?? (presented.token && presented.token.length >= 16 ? presented.token : undefined);
+  if (secret === undefined) return { ok: false, status: 401, message: 'a bearer token or ?token= with this source\'s shared secret is required' };
+  const own = matchSecret(secret, deps.config[source].secrets);
+  if (own) return { ok: true, by: `alerts:${source}:${own.name}` };
+  const principal = bearer ? authenticate(presented.authorization, deps.tokens) : undefined;
+  if (principal) {
+    return allows(principal, 'responder')
+      ? { ok: true, by: `user:${principal.name}` }
+      : { ok: false, status: 403, message: `role ${principal.role} may not post alerts; it needs responder` };
+  }
+  const other = ALERT_SOURCES.find((s) => s !== source && matchSecret(secret, deps.config[s].secrets));
+  if (other) return { ok: false, status: 403, message: `that secret is for /api/alerts/${other}` };
+  return { ok: false, status: 401, message: 'unknown token' };
+}
+
+function matchSecret(secret: string, secrets: readonly AlertSecret[]): AlertSecret | undefined {
+  const digest = Buffer.from(sha256Hex(secret), 'hex');
+  return secrets.find((s) => timingSafeEqual(Buffer.from(s.sha256, 'hex'), digest));
+}
+
+/**
+ * POST /api/alerts/splunk and POST /api/alerts/elastic: each alert becomes a `siem_alert` anomaly
+ * on the anomalies input topic, keyed by its entity, and from there reaches the correlator like any
+ * detector's anomaly. 202 once Kafka has them; 400 naming the field that is wrong.
+ */
+export function registerAlertRoutes(app: HttpServer, deps: AlertRoutesDeps): void {
+  if (!deps.config.enabled) return;
+  const now = deps.now ?? Date.now;
+  const route = <S extends z.ZodType>(source: AlertSource, schema: S, convert: (body: z.infer<S>, config: AlertsConfig, now: number) => Conversion) =>
+    app.post<{ Querystring: { token?: string } }>(`/api/alerts/${source}`, async (req: FastifyRequest<{ Querystring: { token?: string } }>, reply: FastifyReply) => {
+      const token = typeof req.query?.token === 'string' ? req.query.token : undefined;
+      const verdict = authorizeAlert(source, { authorization: req.headers.authorization, token }, deps);
+      if (!verdict.ok) {
+        if (verdict.status === 401) void reply.header('www-authenticate', 'Bearer');
+        return reply.code(verdict.status).send({ error: verdict.status === 401 ? 'unauthorized' : 'forbidden', message: verdict.message });
+      }
+      const parsed = schema.safeParse(req.body ?? null);
+      if (!parsed.success) return reply.code(400).send({ error: 'bad request', message: describeIssues(parsed.error, 'body') });
+      const converted = convert(parsed.data, deps.config, now());
+      if (!converted.ok) return reply.code(400).send({ error: 'bad request', message: converted.message });
+      const invalid = firstInvalid(converted.anomalies);
+      if (invalid) return reply.code(400).send({ error: 'bad request', message: invalid });
+      if (!deps.publisher.isRunning()) return reply.code(503).send({ error: 'unavailable', message: 'the alert publisher is not running' });
+      try {
+        const published = await deps.publisher.publish(converted.anomalies);
+        deps.log.info({ source, by: verdict.by, anomalies: published.map((p) => ({ id: p.id, entity: p.entity })) }, 'SIEM alert accepted');
+        return reply.code(202).send({ accepted: published.length, anomalies: published });
+      } catch (err) {
+        deps.log.error({ source, err }, 'could not publish SIEM alert');
+        return reply.code(503).send({ error: 'unavailable', message: `Kafka did not take the alert: ${(err as Error).message}` });
+      }
+    });
+  route('splunk', SplunkAlert, splunkToAnomalies);
+  route('elastic', ElasticAlert, elasticToAnomalies);
+}
+
+/** The events contract is the last word: an anomaly that would not pass ingest is refused here. */
+function firstInvalid(anomalies: readonly Anomaly[]): string | undefined {
+  for (const [i, a] of anomalies.entries()) {
+    const r = AnomalySchema.safeParse(a);
+    if (!r.success) return describeIssues(r.error, anomalies.length > 1 ? `anomaly.${i}` : 'anomaly');
+  }
+  return undefined;
+}

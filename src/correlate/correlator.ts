@@ -1,0 +1,275 @@
+import type Redis from 'ioredis';
+import type { Batch, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import { CoPartitionedAssigner } from '../assigner';
+import type { Config } from '../config';
+import type { FlowHistory } from '../flows/history';
+import { FETCH, partitionCount, sendInChunks } from '../kafka';
+import { IncidentStore, type StoreItem } from '../incidents/store';
+import { decodeStatusRequests } from '../incidents/status-requests';
+import { Intake } from '../ingest/intake';
+import type { Format } from '../normalize/normalizer';
+import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
+import { partitionFor } from '../partition';
+import { latestPerIncident } from './coalesce';
+import { CorrelationEngine, type Change, type EngineSnapshot } from './engine';
+
+/** What a partition's snapshot holds: engine state, the dedup marks, and the offsets it is valid at. */
+interface PartitionSnapshot {
+  engine: EngineSnapshot;
+  /** Per input partition (`topic/partition`), the last applied [offset, index]. */
+  applied: Record<string, [number, number]>;
+  /** Per topic read, the next offset of this partition to apply. */
+  offsets: Record<string, string>;
+}
+
+/** What applying one batch gave. */
+interface Applied {
+  changes: Change[];
+  dead: Message[];
+  applied: number;
+  duplicates: number;
+}
+
+/** This replica's hold on one partition number (of every topic it reads). */
+interface Owned {
+  applied: Map<string, [number, number]>;
+  next: Map<string, string>;
+}
+
+export const CHANGE_HEADER = 'cordon-change';
+
+export interface CorrelatorDeps {
+  kafka: Kafka;
+  redis: Redis;
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  clock?: () => number;
+  flows?: FlowHistory;
+}
+
+/**
+ * The I/O edge of correlation. Reads the keyed input topics and the events topic (inputs that
+ * needed rekeying), admits each record (bad ones to the dead-letter topic), feeds the engine, and
+ * publishes incident changes to the incidents topic and the Redis view. Partition p of every topic
+ * belongs to one replica; its engine state is snapshotted to Redis with the offsets it is valid
+ * at, and those offsets are committed only after the snapshot is written. A replica taking the
+ * partition over resumes from the snapshot; records applied twice are dropped by their origin.
+ */
+export class Correlator {
+  readonly engine: CorrelationEngine;
+  readonly incidents: IncidentStore;
+  private readonly consumer: Consumer;
+  private readonly producer: Producer;
+  private readonly intake: Intake;
+  /** Topic read, and how its records are admitted. */
+  private readonly reads: Map<string, { format: Format | 'auto'; origin: 'record' | 'header' }>;
+  private readonly owned = new Map<number, Owned>();
+  private readonly clock: () => number;
+  private partitions = 0;
+  private lastSnapshot = 0;
+  private running = false;
+  private inFlight: Promise<void> | undefined;
+
+  constructor(private readonly deps: CorrelatorDeps) {
+    const { kafka, config } = deps;
+    this.engine = new CorrelationEngine(config.correlate.engine);
+    this.incidents = new IncidentStore(deps.redis, config.redis.keyPrefix);
+    type Read = { format: Format | 'auto'; origin: 'record' | 'header' };
+    this.reads = new Map<string, Read>(config.kafka.inputs.filter((i) => i.keyed).map((i) => [i.topic, { format: i.format, origin: 'record' }]));
+    this.reads.set(config.kafka.topics.events, { format: 'cordon', origin: 'header' });
+    this.consumer = kafka.consumer({
+      groupId: config.kafka.groups.correlate,
+      partitionAssigners: [CoPartitionedAssigner],
+      ...FETCH,
+    });
+    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.clock = deps.clock ?? Date.now;
+    this.intake = new Intake(config, deps.metrics, deps.log, this.clock);
+  }
+
+  async start(): Promise<void> {
+    this.partitions = await partitionCount(this.deps.kafka, this.deps.config.kafka.topics.events);
+    await this.producer.connect();
+    await this.consumer.connect();
+    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
+    await this.consumer.subscribe({ topics: [...this.reads.keys(), this.deps.config.kafka.topics.lifecycle], fromBeginning: true });
+    this.running = true;
+    await this.consumer.run({ autoCommit: false, eachBatch: (p) => this.onBatch(p) });
+  }
+
+  /**
+   * Takes no new batch, lets the one in flight finish, snapshots and commits every owned
+   * partition while still in the group, then leaves it.
+   */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    await this.inFlight;
+    await this.snapshotAll().catch((err) => this.deps.log.error({ err }, 'final snapshot failed'));
+    await this.consumer.disconnect();
+    await this.producer.disconnect();
+  }
+
+  isRunning(): boolean {
+    return this.running;
+  }
+
+  private onBatch(payload: EachBatchPayload): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    this.inFlight = this.applyBatch(payload);
+    return this.inFlight;
+  }
+
+  private async applyBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
+    const started = process.hrtime.bigint();
+    const { topic, partition } = batch;
+    const owned = this.owned.get(partition) ?? (await this.claim(partition));
+    const { changes, dead, applied, duplicates } = topic === this.deps.config.kafka.topics.lifecycle ? this.applyStatusRequests(batch, owned) : this.applyEvents(batch, owned);
+    owned.next.set(topic, String(Number(batch.lastOffset()) + 1));
+    await heartbeat();
+    await this.publish(changes, dead);
+    this.record(applied, duplicates, started);
+    if (this.clock() - this.lastSnapshot >= this.deps.config.correlate.snapshotIntervalMs) await this.snapshotAll();
+  }
+
+  private applyEvents(batch: Batch, owned: Owned): Applied {
+    const read = this.reads.get(batch.topic)!;
+    const { admitted, dead } = this.intake.admitBatch(batch, read.format, read.origin);
+    const changes: Change[] = [];
+    let duplicates = 0;
+    for (const { event, origin } of admitted) {
+      if (!firstTime(owned.applied, origin)) {
+        duplicates++;
+        continue;
+      }
+      for (const change of this.engine.ingest(event)) changes.push(change);
+    }
+    void this.deps.flows?.record(admitted.map((a) => a.event));
+    return { changes, dead, applied: admitted.length - duplicates, duplicates };
+  }
+
+  /** Status changes asked by containment and analysts, applied in order with the evidence. */
+  private applyStatusRequests(batch: Batch, owned: Owned): Applied {
+    const { requests, dead } = decodeStatusRequests(batch, this.clock());
+    const changes: Change[] = [];
+    let duplicates = 0;
+    for (const { request, origin } of requests) {
+      if (!firstTime(owned.applied, origin)) {
+        duplicates++;
+        continue;
+      }
+      const result = this.engine.setStatus(request.incident, request.status);
+      changes.push(...result.changes);
+      const level = result.outcome === 'refused' || result.outcome === 'unknown' ? 'warn' : 'info';
+      this.deps.log[level]({ ...request, outcome: result.outcome, why: 'reason' in result ? result.reason : undefined }, 'status request');
+    }
+    return { changes, dead, applied: requests.length - duplicates, duplicates };
+  }
+
+  private async publish(all: Change[], dead: Message[]): Promise<void> {
+    const { topics } = this.deps.config.kafka;
+    const changes = latestPerIncident(all).map(encode);
+    const topicMessages = [];
+    if (changes.length > 0) topicMessages.push({ topic: topics.incidents, messages: changes.map(toMessage) });
+    if (dead.length > 0) topicMessages.push({ topic: topics.dlq, messages: dead });
+    if (topicMessages.length === 0) return;
+    await sendInChunks(this.producer, topicMessages);
+    await this.incidents.putAll(changes.map((c) => c.item));
+    for (const { change } of changes) {
+      this.deps.metrics.incidents.inc({ change: change.type });
+      this.deps.log.info(describe(change), change.type);
+    }
+  }
+
+  /** Loads a newly assigned partition's snapshot, if a previous owner left one. */
+  private async claim(partition: number): Promise<Owned> {
+    const json = await this.deps.redis.get(this.snapshotKey(partition));
+    const snap = json ? (JSON.parse(json) as PartitionSnapshot) : undefined;
+    if (snap) this.engine.load(snap.engine);
+    const owned: Owned = { applied: new Map(Object.entries(snap?.applied ?? {})), next: new Map(Object.entries(snap?.offsets ?? {})) };
+    this.owned.set(partition, owned);
+    this.deps.log.info({ partition, restored: Boolean(snap), entities: snap?.engine.entities.length ?? 0 }, 'partition claimed');
+    return owned;
+  }
+
+  /** Forgets the state of partitions this replica no longer owns; their new owner restores it. */
+  private onAssignment(assignment: Record<string, number[]>): void {
+    const now = new Set(Object.values(assignment).flat());
+    this.intake.reset();
+    for (const partition of [...this.owned.keys()]) {
+      if (now.has(partition)) continue;
+      this.engine.forget((key) => partitionFor(key, this.partitions) === partition);
+      this.owned.delete(partition);
+      this.deps.log.info({ partition }, 'partition released');
+    }
+  }
+
+  private async snapshotAll(): Promise<void> {
+    this.lastSnapshot = this.clock();
+    const commits = [];
+    for (const [partition, owned] of this.owned) {
+      if (owned.next.size === 0) continue;
+      const snap: PartitionSnapshot = {
+        engine: this.engine.snapshot((key) => partitionFor(key, this.partitions) === partition),
+        applied: Object.fromEntries(owned.applied),
+        offsets: Object.fromEntries(owned.next),
+      };
+      await this.deps.redis.set(this.snapshotKey(partition), JSON.stringify(snap));
+      for (const [topic, offset] of owned.next) commits.push({ topic, partition, offset });
+    }
+    if (commits.length > 0) await this.consumer.commitOffsets(commits);
+    this.deps.metrics.trackedEntities.set(this.engine.size.entities);
+  }
+
+  private snapshotKey(partition: number): string {
+    return `${this.deps.config.redis.keyPrefix}:correlate:snapshot:${partition}`;
+  }
+
+  private record(applied: number, duplicates: number, started: bigint): void {
+    const m = this.deps.metrics;
+    if (applied > 0) m.correlatedEvents.inc({ result: 'applied' }, applied);
+    if (duplicates > 0) m.correlatedEvents.inc({ result: 'duplicate' }, duplicates);
+    m.batchSeconds.observe({ stage: 'correlate' }, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+}
+
+/**
+ * True the first time an origin (`topic/partition/offset/index`) is seen. Ingest publishes the
+ * records of one input partition in order, so a per-input-partition high-water mark suffices.
+ */
+function firstTime(applied: Map<string, [number, number]>, origin: string): boolean {
+  const cut = origin.lastIndexOf('/');
+  const cut2 = origin.lastIndexOf('/', cut - 1);
+  if (cut2 < 0) return true;
+  const source = origin.slice(0, cut2);
+  const offset = Number(origin.slice(cut2 + 1, cut));
+  const index = Number(origin.slice(cut + 1));
+  const last = applied.get(source);
+  if (last && (offset < last[0] || (offset === last[0] && index <= last[1]))) return false;
+  applied.set(source, [offset, index]);
+  return true;
+}
+
+interface Encoded {
+  change: Change;
+  item: StoreItem;
+}
+
+/** Each change is encoded once, for the topic and for the store alike. */
+function encode(change: Change): Encoded {
+  if (change.type === 'policy_gap') return { change, item: { kind: 'policy_gap', id: change.finding.id, json: JSON.stringify(change.finding) } };
+  const i = change.incident;
+  return { change, item: { kind: 'incident', id: i.id, version: i.version, lastSeen: i.lastSeen, json: JSON.stringify(i) } };
+}
+
+function toMessage({ change, item }: Encoded): Message {
+  return { key: item.id, value: item.json, headers: { [CHANGE_HEADER]: change.type } };
+}
+
+function describe(change: Change): object {
+  if (change.type === 'policy_gap') return { finding: change.finding.id, summary: change.finding.summary };
+  const i = change.incident;
+  return { incident: i.id, severity: i.severity, score: i.score, root: i.root, summary: i.summary };
+}

@@ -1,0 +1,815 @@
+import { isFlow, type Anomaly, type CordonEvent, type Flow } from '../events';
+import { parseCorrelationConfig, type CorrelationConfig, type CorrelationConfigInput } from './config';
+import {
+  ALLOWLISTED,
+  EndpointMapperMemory,
+  EntityState,
+  PAIR_COUNT,
+  PAIR_FIRST,
+  PAIR_GAP_AT,
+  PAIR_LAST,
+  PAIR_PORT,
+  PairTable,
+  type EncodedEntity,
+} from './entity-state';
+import { EntityTable } from './entity-table';
+import {
+  Campaign,
+  copyCampaign,
+  incidentId,
+  materialChanges,
+  type CampaignData,
+  type Incident,
+  type IncidentStatus,
+  type Position,
+} from './incident';
+import { policyGapFinding, type PolicyGapFinding } from './policy-gap';
+import {
+  NOISE_PORTS,
+  RPC_ENDPOINT_MAPPER,
+  classifyPort,
+  isBroadcastOrMulticast,
+  isDynamicRpcPort,
+  isLateral,
+  isLoopback,
+  type ServiceClass,
+} from './ports';
+import { DOMAIN_CONTROLLER, RoleResolver, UNKNOWN } from './roles';
+import { LATERAL_RULES } from './evidence';
+import * as rules from './scoring';
+import { compileAny } from './selectors';
+import { explainIncident, type Explanation } from './explain';
+import { transition, type Transition } from '../incidents/lifecycle';
+
+/**
+ * The correlation engine: pure and deterministic. Event time drives everything (decay, windows,
+ * expiry); there is no I/O and no wall clock inside. The same events in the same order give the
+ * same changes, and a snapshot restored mid-stream continues exactly as if it had never stopped.
+ */
+
+export type Change =
+  | { type: 'incident_opened'; incident: Incident }
+  | { type: 'incident_updated'; incident: Incident; reasons: string[] }
+  | { type: 'policy_gap'; finding: PolicyGapFinding };
+
+export type StatusResult = (Transition | { outcome: 'unknown' }) & { changes: readonly Change[] };
+
+export interface EngineSnapshot {
+  v: 1;
+  clock: number;
+  lastSweep: number;
+  entities: EncodedEntity[];
+  /** Opened incidents (open or quiet) whose root is selected. */
+  incidents: CampaignData[];
+  bindings: [ip: string, key: string][];
+}
+
+/** Which entities a snapshot holds: a predicate on the entity key, or a set of keys. */
+export type EntitySelection = ((key: string) => boolean) | Iterable<string>;
+
+export interface AdvanceResult {
+  /** Incidents that went quiet (idle) in this sweep. */
+  quieted: string[];
+  /** Entities forgotten after their idle TTL. */
+  expired: number;
+  /** Quiet incidents dropped from memory after their retention. */
+  forgotten: string[];
+}
+
+interface FlowContext {
+  src: EntityState;
+  dst: EntityState;
+  port: number;
+  service: ServiceClass;
+  denied: boolean;
+  /** This attempt is part of a fan-out... */
+  fanOut: boolean;
+  /** ...and the one that revealed it. */
+  fanOutStarted: boolean;
+  pairs: PairTable | null;
+}
+
+const EMPTY: readonly Change[] = Object.freeze([]) as readonly Change[];
+const MAX_HOPS = 8;
+
+export class CorrelationEngine implements rules.RuleContext {
+  readonly config: CorrelationConfig;
+  readonly stats = { events: 0, noise: 0, allowlisted: 0, expired: 0 };
+  readonly roles: RoleResolver;
+  private readonly entities: EntityTable;
+  /** Opened incidents, open or quiet, until their retention ends. */
+  private readonly incidents = new Map<string, Campaign>();
+  private clock = 0;
+  private lastSweep = 0;
+
+  constructor(config: CorrelationConfigInput = {}) {
+    this.config = parseCorrelationConfig(config);
+    this.roles = new RoleResolver(this.config);
+    this.entities = new EntityTable(this.config, this.roles, compileAny(this.config.allowlist));
+  }
+
+  // ---- input -------------------------------------------------------------------------------
+
+  /** Feed one normalized event; returns what changed (usually nothing). */
+  ingest(event: CordonEvent): readonly Change[] {
+    this.stats.events += 1;
+    const t = event.time;
+    if (t > this.clock) this.clock = t;
+    if (this.clock - this.lastSweep >= this.config.limits.sweepEveryMs) this.sweep(this.clock);
+    return isFlow(event) ? this.onFlow(event, t) : this.onAnomaly(event, t);
+  }
+
+  /** Move the clock forward without an event: incidents go quiet, idle entities expire. */
+  advance(now: number): AdvanceResult {
+    if (now > this.clock) this.clock = now;
+    return this.sweep(this.clock);
+  }
+
+  /** Alias of `advance`. */
+  tick(now: number): AdvanceResult {
+    return this.advance(now);
+  }
+
+  // ---- lifecycle, queries ------------------------------------------------------------------
+
+  /**
+   * Lifecycle transitions come from outside (containment, analysts); the engine applies them in
+   * order with the evidence and publishes each change as a new version. An unknown incident or a
+   * transition the lifecycle forbids changes nothing and says why.
+   */
+  setStatus(id: string, status: IncidentStatus): StatusResult {
+    const c = this.incidents.get(id);
+    if (!c) return { outcome: 'unknown', changes: EMPTY };
+    const from = c.d.status;
+    const step = transition(from, status);
+    if (step.outcome !== 'changed') return { ...step, changes: EMPTY };
+    c.d.status = status;
+    c.d.version += 1;
+    return { outcome: 'changed', changes: [{ type: 'incident_updated', incident: c.view(this.config), reasons: [`status ${from} -> ${status}`] }] };
+  }
+
+  incident(id: string): Incident | undefined {
+    return this.incidents.get(id)?.view(this.config);
+  }
+
+  /** Every incident still in memory, oldest first. */
+  listIncidents(): Incident[] {
+    return [...this.incidents.values()]
+      .sort((a, b) => a.d.firstSeen - b.d.firstSeen || compare(a.d.id ?? '', b.d.id ?? ''))
+      .map((c) => c.view(this.config));
+  }
+
+  /** The evidence and rule weights that raised an incident (`--explain`). */
+  explain(id: string): Explanation | undefined {
+    const c = this.incidents.get(id);
+    return c ? explainIncident(c.view(this.config), this.config) : undefined;
+  }
+
+  /** The state of one entity (rules read it; tests and tools may too). */
+  entity(key: string): EntityState | undefined {
+    return this.entities.get(key);
+  }
+
+  /** Entities evicted at the cap so far. */
+  get evicted(): number {
+    return this.entities.evicted;
+  }
+
+  get size(): { entities: number; incidents: number; bindings: number } {
+    return { entities: this.entities.size, incidents: this.incidents.size, bindings: this.entities.bindingCount };
+  }
+
+  // ---- snapshots ---------------------------------------------------------------------------
+
+  /** A JSON-serializable copy of the state of the selected entities (all when no selection). */
+  snapshot(select?: EntitySelection): EngineSnapshot {
+    const pick = toPredicate(select);
+    const { entities, bindings } = this.entities.encode(pick);
+    const incidents: CampaignData[] = [];
+    for (const c of this.incidents.values()) if (pick(c.d.root)) incidents.push(copyCampaign(c.d));
+    return { v: 1, clock: this.clock, lastSweep: this.lastSweep, entities, incidents, bindings };
+  }
+
+  /** A new engine from one snapshot, or several (partitions taken over together). */
+  static restore(snapshots: EngineSnapshot | readonly EngineSnapshot[], config: CorrelationConfigInput = {}): CorrelationEngine {
+    const engine = new CorrelationEngine(config);
+    for (const snap of Array.isArray(snapshots) ? snapshots : [snapshots]) engine.load(snap as EngineSnapshot);
+    return engine;
+  }
+
+  /** Merge a snapshot into this engine (a partition handed over while running). */
+  load(snap: EngineSnapshot): void {
+    if (snap.v !== 1 || !Array.isArray(snap.entities) || !Array.isArray(snap.incidents)) {
+      throw new Error('not a correlation engine snapshot (v1)');
+    }
+    this.clock = Math.max(this.clock, snap.clock);
+    this.lastSweep = Math.max(this.lastSweep, snap.lastSweep);
+    for (const d of snap.incidents) this.incidents.set(d.id as string, new Campaign(copyCampaign(d)));
+    this.entities.load(snap.entities, snap.bindings, (id) => this.incidents.get(id));
+  }
+
+  /**
+   * Drop the state of the selected entities, and the incidents they root (a partition handed to
+   * another replica, which restores it from the snapshot). Returns how many entities went.
+   */
+  forget(select: EntitySelection): number {
+    const pick = toPredicate(select);
+    for (const [id, c] of this.incidents) if (pick(c.d.root)) this.incidents.delete(id);
+    return this.entities.forget(pick);
+  }
+
+  // ---- flows -------------------------------------------------------------------------------
+
+  private onFlow(f: Flow, t: number): readonly Change[] {
+    if (NOISE_PORTS.has(f.dstPort) || isBroadcastOrMulticast(f.dst.ip) || isLoopback(f.dst.ip)) {
+      this.stats.noise += 1;
+      return EMPTY;
+    }
+    const src = this.entities.touch(f.src, t);
+    return f.action === 'denied' ? this.onDenied(f, src, t) : this.onAllowed(f, src, t);
+  }
+
+  /**
+   * A permitted flow weighs nothing, but it teaches: where the source's workload is (its address),
+   * who serves Kerberos/LDAP (a DC), who asked an endpoint mapper, and, on a hop already in a live
+   * incident's path, that the attacker got through. It never adds a hop: a compromised
+   * workstation's ordinary traffic to its DC is not a path. The destination is looked up only for
+   * those lessons (the hot path of the engine is the permitted flow that teaches nothing).
+   */
+  private onAllowed(f: Flow, src: EntityState, t: number): readonly Change[] {
+    const port = f.dstPort;
+    const flags = this.roles.observedFlags(port);
+    const root = this.rootOf(src, t);
+    const c = root.campaign;
+    if (flags === 0 && port !== RPC_ENDPOINT_MAPPER && c === null) return EMPTY;
+    const dst = this.entities.touch(f.dst, t);
+    if (dst === src) return EMPTY;
+    if (port === RPC_ENDPOINT_MAPPER) (src.epm ??= new EndpointMapperMemory()).remember(dst.key, t, true);
+    let out = EMPTY;
+    if (flags !== 0 && (dst.flags & flags) !== flags) {
+      dst.flags |= flags;
+      out = this.onRoleLearned(dst, t);
+    }
+    if (c !== null && c.live) {
+      // the campaign's targets talk all day: only its root and its pivots that acted can open a foothold
+      const known = c.findEdge(src.key, dst.key) !== undefined;
+      if (!known && src !== root && src.sus.hopAt === 0) return out;
+      const service = this.serviceOf(src, dst, port, t);
+      if (!isLateral(service)) return out;
+      if (known) c.touchEdge(src.key, dst.key, port, service, false, t, this.config.incident.maxEdges);
+      if (this.isFoothold(c, src, dst, service, known, t)) {
+        if (!known) {
+          c.touchEdge(src.key, dst.key, port, service, false, t, this.config.incident.maxEdges);
+          this.note(c, dst, 'target');
+        }
+        this.pullIn(dst, root, t, true);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Whether a permitted remote-administration connection from a live campaign's root, or from a
+   * pivot that acted in it, is a foothold: the campaign had evidence within `footholdMs`, and the
+   * source is not scanning (a scan probes every service without using one: what it opens next is
+   * ordinary business); then either the campaign was already after this host (it got through
+   * where it was refused), or the source was refused on this very service during the campaign
+   * (the tool refused elsewhere got through here), the service gives a foothold (a database
+   * connection is what applications do all day), and the host's role is known and is not a
+   * domain controller (every member talks SMB and RPC to its DC; a host of unknown role may be
+   * one not yet recognized as such).
+   */
+  private isFoothold(c: Campaign, src: EntityState, dst: EntityState, service: ServiceClass, known: boolean, t: number): boolean {
+    if (t - c.d.lastSeen > this.config.windows.footholdMs) return false;
+    if (!known && (service === 'database' || !this.refusedOn(src, service, c.d.start))) return false;
+    if (c.d.evidence.items.some((i) => i.rule === 'fan_out' && i.src === src.key)) return false;
+    if (known) return true;
+    const role = this.roles.effective(dst.role, dst.flags).role;
+    return role !== DOMAIN_CONTROLLER && role !== UNKNOWN.role;
+  }
+
+  /** Whether one of the entity's recent denied pairs, seen since `since`, is on `service`. */
+  private refusedOn(src: EntityState, service: ServiceClass, since: number): boolean {
+    const pairs = src.pairs;
+    if (pairs === null) return false;
+    for (let i = 0; i < pairs.dst.length; i++) {
+      if (pairs.get(i, PAIR_LAST) < since) continue;
+      const port = pairs.get(i, PAIR_PORT);
+      if (classifyPort(port, isDynamicRpcPort(port)) === service) return true;
+    }
+    return false;
+  }
+
+  private onDenied(f: Flow, src: EntityState, t: number): readonly Change[] {
+    if (src.flags & ALLOWLISTED) {
+      this.stats.allowlisted += 1;
+      return EMPTY;
+    }
+    const dst = this.entities.touch(f.dst, t);
+    if (dst === src) return EMPTY;
+    const port = f.dstPort;
+    if (port === RPC_ENDPOINT_MAPPER) (src.epm ??= new EndpointMapperMemory()).remember(dst.key, t, false);
+    const service = this.serviceOf(src, dst, port, t);
+    const pairs = (src.pairs ??= new PairTable());
+    const { limits, windows } = this.config;
+    const slot = pairs.hit(dst.key, port, t, windows.pairTtlMs, limits.pairsPerEntity);
+    if (slot >= 0) return this.onRepeat(f, src, dst, service, pairs, slot, t);
+    return this.onNewPair(src, dst, port, service, pairs, ~slot, t);
+  }
+
+  private serviceOf(src: EntityState, dst: EntityState, port: number, t: number): ServiceClass {
+    const afterMapper =
+      isDynamicRpcPort(port) && src.epm !== null && src.epm.before(dst.key, t, this.config.windows.rpcChainMs) !== 0;
+    return classifyPort(port, afterMapper);
+  }
+
+  /** A first attempt on a (destination, port) pair: this is where risk comes from. */
+  private onNewPair(
+    src: EntityState,
+    dst: EntityState,
+    port: number,
+    service: ServiceClass,
+    pairs: PairTable,
+    slot: number,
+    t: number,
+  ): readonly Change[] {
+    const cfg = this.config;
+    const root = this.rootOf(src, t);
+    const fanCount = pairs.countNew(t, cfg.windows.fanOutMs, cfg.weights.fanOut.minTargets, slot);
+    const fan = rules.fanOut(cfg, src, fanCount, t);
+    if (!isLateral(service) && fan === undefined) {
+      // an ordinary port outside a scan: no evidence; a hop already on the path counts it
+      const c = root.campaign;
+      if (c !== null && c.live && c.findEdge(src.key, dst.key) !== undefined) {
+        c.touchEdge(src.key, dst.key, port, service, true, t, cfg.incident.maxEdges);
+      }
+      return this.addMinor(root, t);
+    }
+    const found: rules.Contribution[] = [];
+    if (isLateral(service)) {
+      found.push(rules.adminPort(this, src, dst, service, port, t));
+      if (service === 'rpc-dynamic' && src.epm?.before(dst.key, t, cfg.windows.rpcChainMs) === 2) {
+        found.push(rules.rpcChain(cfg, src, dst, port, t));
+      }
+      const hop = this.propagationHop(src, root, t);
+      if (hop) found.push(hop);
+      if ((found[0] as rules.Contribution).weight >= cfg.thresholds.pullIn || root.campaign !== null) this.pullIn(dst, root, t);
+    } else {
+      found.push(rules.deniedOther(cfg, src, t));
+    }
+    if (fan) found.push(fan);
+    const fanOutStarted = fanCount === cfg.weights.fanOut.minTargets;
+    const ctx: FlowContext = { src, dst, port, service, denied: true, fanOut: fan !== undefined, fanOutStarted, pairs };
+    return this.apply(root, found, t, ctx);
+  }
+
+  /** A repeat weighs nothing; it keeps an incident's counters exact, or reveals a policy gap. */
+  private onRepeat(
+    f: Flow,
+    src: EntityState,
+    dst: EntityState,
+    service: ServiceClass,
+    pairs: PairTable,
+    slot: number,
+    t: number,
+  ): readonly Change[] {
+    const root = this.rootOf(src, t);
+    const c = this.currentCampaign(root, t);
+    if (c !== null && c.findEdge(src.key, dst.key) !== undefined) {
+      c.touchEdge(src.key, dst.key, f.dstPort, service, true, t, this.config.incident.maxEdges);
+      c.repeat(src.key, dst.key, f.dstPort, t);
+      return EMPTY;
+    }
+    if (c !== null) return EMPTY; // an incident's member is not a policy gap
+    // coming back to a target can be what corroborates lone attempts (persistence)
+    const s = root.sus;
+    if (s.pending !== null && root.riskNow(t, this.config.halfLifeMs) >= this.config.thresholds.incident) {
+      root.decayTo(t, this.config.halfLifeMs);
+      const opened = this.maybeOpen(root, t);
+      if (opened.length > 0) return opened;
+    }
+    return this.policyGap(f, src, dst, service, pairs, slot, t);
+  }
+
+  private policyGap(
+    f: Flow,
+    src: EntityState,
+    dst: EntityState,
+    service: ServiceClass,
+    pairs: PairTable,
+    slot: number,
+    t: number,
+  ): readonly Change[] {
+    const g = this.config.policyGap;
+    const attempts = pairs.get(slot, PAIR_COUNT);
+    const firstSeen = pairs.get(slot, PAIR_FIRST);
+    const reportedAt = pairs.get(slot, PAIR_GAP_AT);
+    if (attempts < g.minAttempts || t - firstSeen < g.minSpanMs) return EMPTY;
+    if (reportedAt !== 0 && t - reportedAt < g.reemitMs) return EMPTY;
+    pairs.set(slot, PAIR_GAP_AT, t);
+    // a misconfigured client, not a campaign: its destination is nobody's target
+    if (dst.sus.upstream === src.key) dst.unlink();
+    const finding = policyGapFinding({
+      src: party(src),
+      dst: party(dst),
+      port: f.dstPort,
+      protocol: f.protocol,
+      service,
+      attempts,
+      firstSeen,
+      lastSeen: t,
+      ...(f.policy ? { policy: f.policy } : {}),
+    });
+    return [{ type: 'policy_gap', finding }];
+  }
+
+  // ---- anomalies, roles --------------------------------------------------------------------
+
+  private onAnomaly(a: Anomaly, t: number): readonly Change[] {
+    const subject = this.entities.touch('kind' in a.entity ? { workload: a.entity } : { ip: a.entity.ip }, t);
+    if (subject.flags & ALLOWLISTED) {
+      this.stats.allowlisted += 1;
+      return EMPTY;
+    }
+    return this.apply(this.rootOf(subject, t), [rules.anomaly(this.config, subject, a)], t);
+  }
+
+  /** A destination attacked earlier turns out to serve Kerberos/LDAP: the campaign hit a DC. */
+  private onRoleLearned(target: EntityState, t: number): readonly Change[] {
+    const { upstream: up, upstreamAt } = target.sus;
+    if (up === null || t - upstreamAt > this.config.windows.propagationMs) return EMPTY;
+    const role = this.roles.effective(target.role, target.flags);
+    if (role.role !== DOMAIN_CONTROLLER || role.source !== 'observed') return EMPTY;
+    const upstream = this.entities.get(up);
+    if (!upstream) return EMPTY;
+    const root = this.rootOf(upstream, t);
+    const c = this.currentCampaign(root, t);
+    const attacker = c
+      ? c.d.edges.find((e) => e.to === target.key)?.from
+      : root.sus.pending?.find((p) => p.rule === 'admin_port' && p.dst === target.key)?.src;
+    if (attacker === undefined) return EMPTY;
+    return this.apply(root, [rules.targetRole(this.config, attacker, target, t)], t);
+  }
+
+  // ---- campaigns ---------------------------------------------------------------------------
+
+  /**
+   * Whose campaign an entity's activity belongs to: its own, or, when it was recently attacked
+   * as part of another campaign, that campaign's root (A to B, then B to C is one campaign). A
+   * link is followed only into an open incident whose campaign made it (not one that went quiet,
+   * nor risk gathered before the link), for `propagationMs` after a foothold and `attemptedMs`
+   * after a denied attempt, and along a chain only backwards in time (B was A's target before C
+   * was B's).
+   */
+  private rootOf(start: EntityState, t: number): EntityState {
+    const s0 = start.sus;
+    if (s0.upstream === null || (s0.campaign !== null && s0.campaign.live)) return start; // the hot path
+    const { windows, incident } = this.config;
+    let cur = start;
+    let after = t; // a link further up must be older than the one followed into it
+    for (let depth = 0; depth < MAX_HOPS; depth++) {
+      const s = cur.sus;
+      const up = s.upstream;
+      const at = s.upstreamAt;
+      if (up === null || t - at > (s.foothold ? windows.propagationMs : windows.attemptedMs) || at > after) return start;
+      const next = this.entities.get(up);
+      if (next === undefined || next === start) return start;
+      // a link counts only into an open incident, and only if that campaign made it: an entity
+      // whose attempts never became an incident (or whose incident went quiet) roots nothing
+      const c = next.sus.campaign;
+      if (c !== null && c.live && t - c.d.lastSeen <= incident.idleMs) return at >= c.d.start ? next : start;
+      cur = next;
+      after = at;
+    }
+    return start;
+  }
+
+  /**
+   * Mark a destination as a target of `root`'s campaign, unless it runs an incident of its own. A
+   * foothold (the campaign got in) stays one while the link is refreshed by the same campaign.
+   */
+  private pullIn(dst: EntityState, root: EntityState, t: number, foothold = false): void {
+    if (dst === root || (dst.campaign !== null && dst.campaign.live)) return;
+    const s = dst.mut;
+    s.foothold = foothold || (s.foothold && s.upstream === root.key && t - s.upstreamAt <= this.config.windows.propagationMs);
+    s.upstream = root.key;
+    s.upstreamAt = t;
+  }
+
+  /** Propagation is credited once per pivot per propagation window. */
+  private propagationHop(pivot: EntityState, root: EntityState, t: number): rules.Contribution | undefined {
+    const s = pivot.sus;
+    if (root === pivot || s.upstream === null) return undefined;
+    if (s.hopAt !== 0 && t - s.hopAt <= this.config.windows.propagationMs) return undefined;
+    pivot.mut.hopAt = t;
+    return rules.propagation(this.config, pivot, t);
+  }
+
+  /**
+   * The root's incident if it is still current. An incident idle past `idleMs` (or closed) goes
+   * quiet and its risk is spent; risk that gathered no new contribution for that long fades to 0.
+   */
+  private currentCampaign(root: EntityState, t: number): Campaign | null {
+    const c = root.campaign;
+    const idle = this.config.incident.idleMs;
+    if (c !== null) {
+      if (c.live && t - c.d.lastSeen <= idle) return c;
+      c.d.quiet = true;
+      root.campaign = null;
+      root.resetRisk();
+      return null;
+    }
+    const s = root.sus;
+    if (s.since !== 0 && t - s.last > idle) root.resetRisk();
+    return null;
+  }
+
+  /** Ordinary denials with no incident around: only numbers move. */
+  private addMinor(root: EntityState, t: number): readonly Change[] {
+    const w = this.config.weights.services.other;
+    if (w === 0) return EMPTY; // the default: ordinary ports count only through fan-out
+    if (this.currentCampaign(root, t) !== null) return this.apply(root, [rules.deniedOther(this.config, root, t)], t);
+    this.credit(root, w, t);
+    root.mut.minorWeight += w;
+    root.mut.minorCount += 1;
+    return this.maybeOpen(root, t);
+  }
+
+  private credit(root: EntityState, weight: number, t: number): void {
+    root.decayTo(t, this.config.halfLifeMs);
+    const s = root.mut;
+    s.risk += weight;
+    if (s.since === 0) s.since = t;
+    if (t > s.last) s.last = t;
+  }
+
+  /** Credit contributions to the root: remembered compactly before an incident, evidence after. */
+  private apply(root: EntityState, found: readonly rules.Contribution[], t: number, flow?: FlowContext): readonly Change[] {
+    const c = this.currentCampaign(root, t);
+    for (const x of found) this.credit(root, x.weight, t);
+    if (c !== null) return this.extend(root, c, found, t, flow);
+    for (const x of found) {
+      if (x.rule !== 'denied_other') root.remember(x, this.config.limits.pendingPerEntity);
+      else if (x.weight !== 0) {
+        root.mut.minorWeight += x.weight;
+        root.mut.minorCount += 1;
+      }
+    }
+    return this.maybeOpen(root, t);
+  }
+
+  /** The risk crossed the threshold and there is movement in it: build the incident. */
+  private maybeOpen(root: EntityState, t: number): readonly Change[] {
+    const s = root.mut;
+    if (s.campaign !== null || s.risk < this.config.thresholds.incident) return EMPTY;
+    const pending = s.pending;
+    if (pending === null || !pending.some((p) => LATERAL_RULES.has(p.rule))) return EMPTY;
+    if (s.overflow === null && !this.corroborated(pending)) return EMPTY;
+    const c = Campaign.start(root.key, s.since);
+    s.campaign = c;
+    this.note(c, root, 'root');
+    if (s.minorCount > 0) this.addRecord(c, rules.minorRecord(root), s.minorCount);
+    for (const p of pending) this.replayRecord(c, root, p, t);
+    for (const o of root.overflowTallies()) c.addUnkept(o.rule, o.count, o.weight);
+    for (const p of pending) if (p.rule === 'anomaly') this.annotate(c, root, p.src, p.anomaly as string);
+    s.minorWeight = s.minorCount = 0;
+    s.pending = s.overflow = null;
+    c.seen(t);
+    c.d.score = root.risk;
+    c.d.id = this.freshId(root.key, c.d.start);
+    c.d.version = 1;
+    c.d.emitted = c.signature(this.config.thresholds);
+    this.incidents.set(c.d.id, c);
+    return [{ type: 'incident_opened', incident: c.view(this.config) }];
+  }
+
+  /**
+   * Whether the movement behind a campaign stands (config `corroboration`): any movement other
+   * than lone attempts on services people reach by hand, or such attempts in a burst, persisting,
+   * or with anomalies close to them.
+   */
+  private corroborated(pending: readonly rules.Contribution[]): boolean {
+    const cfg = this.config.corroboration;
+    const lone: rules.Contribution[] = [];
+    for (const p of pending) {
+      if (p.rule === 'admin_port') {
+        if (!cfg.services.includes(p.service as ServiceClass) || this.tierZero(p.dst)) return true;
+        lone.push(p);
+      } else if (p.rule !== 'anomaly') return true;
+    }
+    // attempts: [time, pair] for the first attempt on each pair, and the latest one when it came
+    // back to the pair after the retransmissions were over
+    const attempts: [number, number][] = [];
+    lone.forEach((p, i) => {
+      attempts.push([p.at, i]);
+      const pairs = this.entities.get(p.src)?.pairs;
+      const slot = pairs ? pairs.find(p.dst as string, p.port as number) : -1;
+      const last = slot >= 0 ? (pairs as PairTable).get(slot, PAIR_LAST) : p.at;
+      if (last - p.at > cfg.retransmitMs) attempts.push([last, i]);
+    });
+    attempts.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const n = cfg.attempts;
+    for (let i = 1; i < attempts.length; i++) {
+      const [at, pair] = attempts[i] as [number, number];
+      const prev = attempts[i - 1] as [number, number];
+      if (pair !== prev[1] && at - prev[0] <= cfg.burstMs) return true;
+      if (i + 1 < n) continue;
+      const first = attempts[i - n + 1] as [number, number];
+      if (at - first[0] > cfg.windowMs) continue;
+      for (let j = i - n + 1; j < i; j++) if ((attempts[j] as [number, number])[1] !== pair) return true;
+    }
+    for (const p of lone) {
+      let w = 0;
+      for (const q of pending) if (q.rule === 'anomaly' && Math.abs(q.at - p.at) <= cfg.windowMs) w += q.weight;
+      if (w > 0 && w >= cfg.anomalyWeight) return true;
+    }
+    return false;
+  }
+
+  private tierZero(key: string | undefined): boolean {
+    const s = key === undefined ? undefined : this.entities.get(key);
+    return s !== undefined && this.config.corroboration.targetRoles.includes(this.roles.effective(s.role, s.flags).role);
+  }
+
+  /** A remembered contribution becomes evidence; an attempt becomes a hop with its exact count. */
+  private replayRecord(c: Campaign, root: EntityState, p: rules.Contribution, t: number): void {
+    this.addRecord(c, p, p.count);
+    const src = this.entities.get(p.src);
+    if (p.rule === 'admin_port' && src && p.dst !== undefined && p.port !== undefined) {
+      const slot = src.pairs ? src.pairs.find(p.dst, p.port) : -1;
+      const attempts = slot >= 0 ? (src.pairs as PairTable).get(slot, PAIR_COUNT) : p.count;
+      const edgeCap = this.config.incident.maxEdges;
+      c.touchEdge(p.src, p.dst, p.port, p.service as ServiceClass, true, p.at, edgeCap, attempts);
+      if (attempts > p.count) c.repeat(p.src, p.dst, p.port, p.at, attempts - p.count);
+      this.note(c, src, src === root ? 'root' : 'pivot');
+      const dst = this.entities.get(p.dst);
+      if (dst) this.note(c, dst, 'target');
+    }
+    if (p.rule === 'fan_out' && src?.pairs) this.backfillFanOut(c, root, src, src.pairs, p.at - this.config.windows.fanOutMs, t);
+    if (p.rule === 'target_role' && p.dst !== undefined) this.noteKey(c, p.dst, 'target');
+  }
+
+  private noteKey(c: Campaign, key: string, position: Position): void {
+    const s = this.entities.get(key);
+    if (s) this.note(c, s, position);
+  }
+
+  /** Evidence is rendered (reason, techniques) only when it is new to the incident. */
+  private addRecord(c: Campaign, p: rules.Contribution, count: number): void {
+    if (c.foldEvidence(p, count, p.at)) return;
+    const { reason, techniques } = rules.describe(this, p);
+    const input = { rule: p.rule, weight: p.weight, src: p.src, reason, ...optional(p) };
+    c.addEvidence(input, p.at, this.config.incident.maxEvidence, count);
+    c.addTechniques(techniques);
+  }
+
+  /** An open incident takes the contributions as evidence, the attempt as a hop, and publishes. */
+  private extend(
+    root: EntityState,
+    c: Campaign,
+    found: readonly rules.Contribution[],
+    t: number,
+    flow?: FlowContext,
+  ): readonly Change[] {
+    for (const x of found) {
+      if (x.rule === 'denied_other' && x.weight === 0) continue; // part of a scan: the hop says it
+      this.addRecord(c, x, 1);
+      if (x.rule === 'anomaly') this.annotate(c, root, x.src, x.anomaly as string);
+      if (x.rule === 'target_role' && x.dst !== undefined) this.noteKey(c, x.dst, 'target');
+    }
+    if (flow?.fanOutStarted && flow.pairs) this.backfillFanOut(c, root, flow.src, flow.pairs, flow.pairs.fanOutStart, t, flow);
+    if (flow && (isLateral(flow.service) || flow.fanOut || c.findEdge(flow.src.key, flow.dst.key))) {
+      c.touchEdge(flow.src.key, flow.dst.key, flow.port, flow.service, flow.denied, t, this.config.incident.maxEdges);
+      this.note(c, flow.src, flow.src === root ? 'root' : 'pivot');
+      this.note(c, flow.dst, 'target');
+    }
+    c.seen(t);
+    return this.publish(root, c);
+  }
+
+  private annotate(c: Campaign, root: EntityState, key: string, kind: string): void {
+    c.annotateAnomaly(key, kind);
+    const s = this.entities.get(key);
+    if (s && !c.d.entities.some((e) => e.key === key)) this.note(c, s, s === root ? 'root' : 'target');
+  }
+
+  /** When fan-out is recognized, the ordinary attempts of its window join the path, oldest first. */
+  private backfillFanOut(
+    c: Campaign,
+    root: EntityState,
+    src: EntityState,
+    pairs: PairTable,
+    from: number,
+    to: number,
+    current?: FlowContext,
+  ): void {
+    const slots: number[] = [];
+    for (let i = 0; i < pairs.dst.length; i++) {
+      const first = pairs.get(i, PAIR_FIRST);
+      const dstKey = pairs.dst[i] as string;
+      const port = pairs.get(i, PAIR_PORT);
+      if (first < from || first > to || (current && dstKey === current.dst.key && port === current.port)) continue;
+      // lateral attempts are hops already; only ordinary ones are missing
+      if (isLateral(classifyPort(port, false)) || c.findEdge(src.key, dstKey)) continue;
+      slots.push(i);
+    }
+    slots.sort((a, b) => pairs.get(a, PAIR_FIRST) - pairs.get(b, PAIR_FIRST) || a - b);
+    for (const i of slots) {
+      const dstKey = pairs.dst[i] as string;
+      const port = pairs.get(i, PAIR_PORT);
+      const edgeCap = this.config.incident.maxEdges;
+      c.touchEdge(src.key, dstKey, port, 'other', true, pairs.get(i, PAIR_FIRST), edgeCap, pairs.get(i, PAIR_COUNT));
+      const dst = this.entities.get(dstKey);
+      if (dst) this.note(c, dst, 'target');
+    }
+    this.note(c, src, src === root ? 'root' : 'pivot');
+  }
+
+  private note(c: Campaign, s: EntityState, position: Position): void {
+    const role = this.roles.effective(s.role, s.flags);
+    const entity = { key: s.key, kind: s.kind, role: role.role, roleSource: role.source, ...identity(s) };
+    c.noteEntity(entity, position, this.config.incident.maxEntities);
+  }
+
+  /** Publish a material update of an open incident. */
+  private publish(root: EntityState, c: Campaign): readonly Change[] {
+    const th = this.config.thresholds;
+    if (root.risk > c.d.score) c.d.score = root.risk;
+    const signature = c.signature(th);
+    if (signature === c.d.emitted) return EMPTY;
+    const reasons = materialChanges(c.d.emitted, signature);
+    c.d.emitted = signature;
+    c.d.version += 1;
+    return [{ type: 'incident_updated', incident: c.view(this.config), reasons }];
+  }
+
+  /** The deterministic id; a second campaign in the same bucket (after a close) gets a suffix. */
+  private freshId(root: string, start: number): string {
+    const base = incidentId(root, start, this.config.incident.idBucketMs);
+    if (!this.incidents.has(base)) return base;
+    let n = 2;
+    while (this.incidents.has(`${base}-${n}`)) n += 1;
+    return `${base}-${n}`;
+  }
+
+  /** Incidents idle past `idleMs` go quiet, idle entities expire, quiet incidents are forgotten. */
+  private sweep(now: number): AdvanceResult {
+    this.lastSweep = now;
+    const quieted: string[] = [];
+    const { propagationMs } = this.config.windows;
+    for (const s of this.entities.values()) {
+      if (!s.hasSuspicion) continue;
+      const c = s.campaign;
+      if (this.currentCampaign(s, now) === null && c !== null) quieted.push(c.d.id as string);
+      if (s.sus.upstream !== null && now - s.sus.upstreamAt > propagationMs) s.unlink();
+    }
+    const expired = this.entities.expire(now);
+    const forgotten: string[] = [];
+    const { idleMs, retentionMs } = this.config.incident;
+    for (const [id, c] of this.incidents) {
+      if (!c.live && now - c.d.lastSeen > idleMs + retentionMs) {
+        this.incidents.delete(id);
+        forgotten.push(id);
+      }
+    }
+    this.stats.expired += expired;
+    return { quieted, expired, forgotten };
+  }
+}
+
+function optional(p: rules.Contribution): Partial<Pick<rules.Contribution, 'dst' | 'port' | 'service' | 'anomaly'>> {
+  const out: Partial<Pick<rules.Contribution, 'dst' | 'port' | 'service' | 'anomaly'>> = {};
+  if (p.dst !== undefined) out.dst = p.dst;
+  if (p.port !== undefined) out.port = p.port;
+  if (p.service !== undefined) out.service = p.service;
+  if (p.anomaly !== undefined) out.anomaly = p.anomaly;
+  return out;
+}
+
+function identity(s: EntityState): { name?: string; ip?: string } {
+  const out: { name?: string; ip?: string } = {};
+  if (s.name !== undefined) out.name = s.name;
+  if (s.ip !== undefined) out.ip = s.ip;
+  return out;
+}
+
+function party(s: EntityState): { key: string; name?: string; ip?: string } {
+  return { key: s.key, ...identity(s) };
+}
+
+function concat(a: readonly Change[], b: readonly Change[]): readonly Change[] {
+  if (a.length === 0) return b;
+  if (b.length === 0) return a;
+  return [...a, ...b];
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function toPredicate(select: EntitySelection | undefined): (key: string) => boolean {
+  if (select === undefined) return () => true;
+  if (typeof select === 'function') return select;
+  const keys = new Set(select);
+  return (key) => keys.has(key);
+}

@@ -1,0 +1,224 @@
+import { entityKey, type WorkloadRef } from '../events';
+import type { CorrelationConfig } from './config';
+import { ALLOWLISTED, EntityState, decodeEntity, encodeEntity, minuteOf, type EncodedEntity } from './entity-state';
+import type { Campaign } from './incident';
+import { isLinkLocal } from './ports';
+import type { RoleResolver } from './roles';
+import type { EntityDescriptor, Matcher } from './selectors';
+
+/**
+ * The tracked entities, identity first: a workload is found by its key (kind, namespace, id), an
+ * address-only endpoint by the workload last seen holding that address, else by the address.
+ * Also where entities are forgotten: after an idle TTL (exactly: checked when an entity is next
+ * seen, and swept for memory), and, at the cap, the least risky and longest idle first.
+ */
+export class EntityTable {
+  private readonly entities = new Map<string, EntityState>();
+  /** Address to the workload that holds it. */
+  private readonly bindings = new Map<string, EntityState>();
+  private readonly ttlMinutes: number;
+  private readonly refreshMinutes: number;
+  evicted = 0;
+
+  constructor(
+    private readonly config: CorrelationConfig,
+    private readonly roles: RoleResolver,
+    private readonly allowlisted: Matcher | undefined,
+  ) {
+    this.ttlMinutes = Math.ceil(config.limits.entityTtlMs / 60_000);
+    this.refreshMinutes = Math.max(0, Math.floor(config.limits.descriptorRefreshMs / 60_000));
+  }
+
+  get size(): number {
+    return this.entities.size;
+  }
+
+  get bindingCount(): number {
+    return this.bindings.size;
+  }
+
+  get(key: string): EntityState | undefined {
+    return this.entities.get(key);
+  }
+
+  values(): IterableIterator<EntityState> {
+    return this.entities.values();
+  }
+
+  /** Find or create the entity of an endpoint, and mark it seen at `t`. */
+  touch(ep: { ip?: string; workload?: WorkloadRef }, t: number): EntityState {
+    const w = ep.workload;
+    const ip = ep.ip;
+    const minute = minuteOf(t);
+    let s: EntityState | undefined;
+    if (w !== undefined) {
+      const key = entityKey(w);
+      s = this.fresh(this.entities.get(key), minute);
+      if (s === undefined) {
+        s = this.create(key, t);
+        if (ip !== undefined) this.bind(s, ip);
+        this.describe(s, w, minute);
+      } else if (minute - s.described >= this.refreshMinutes) {
+        if (ip !== undefined && s.ip !== ip && this.bindings.get(ip) !== s) this.bind(s, ip);
+        this.describe(s, w, minute);
+      }
+    } else {
+      s = this.holder(ip as string, minute) ?? this.byAddress(ip as string, t, minute);
+    }
+    if (minute > s.seen) s.seen = minute;
+    return s;
+  }
+
+  /** The workload that holds an address, while it is tracked, fresh, and nobody claimed it since. */
+  private holder(ip: string, minute: number): EntityState | undefined {
+    const s = this.bindings.get(ip);
+    if (s === undefined || !this.isBound(ip, s) || minute - s.seen > this.ttlMinutes) return undefined;
+    return s;
+  }
+
+  private byAddress(ip: string, t: number, minute: number): EntityState {
+    const key = 'ip:' + ip;
+    let s = this.fresh(this.entities.get(key), minute);
+    if (s === undefined) {
+      s = this.create(key, t);
+      s.ip = ip;
+      this.describe(s, undefined, minute);
+    }
+    return s;
+  }
+
+  /**
+   * Compute what selectors say about an entity (its configured role, whether it is allowlisted)
+   * from the workload in hand, and keep only the answers: on creation, then at most once per
+   * `descriptorRefreshMs` (with a new address, if it has one), so relabelling and re-addressing
+   * take effect within that time and nothing from the event is retained.
+   */
+  private describe(s: EntityState, w: WorkloadRef | undefined, minute: number): void {
+    const desc: EntityDescriptor = w
+      ? { kind: w.kind, id: w.id, name: w.name, namespace: w.namespace, labels: w.labels, ip: s.ip }
+      : { kind: s.kind, ip: s.ip };
+    if (w !== undefined && s.name !== w.name) s.setName(w.name);
+    s.role = this.roles.configured(desc);
+    const allowed = this.allowlisted !== undefined && this.allowlisted(desc);
+    s.flags = allowed ? s.flags | ALLOWLISTED : s.flags & ~ALLOWLISTED;
+    s.described = minute;
+  }
+
+  /** An entity idle past its TTL is forgotten when next seen, whether or not a sweep got to it. */
+  private fresh(s: EntityState | undefined, minute: number): EntityState | undefined {
+    if (s === undefined || minute - s.seen <= this.ttlMinutes || s.campaign !== null) return s;
+    this.remove(s);
+    return undefined;
+  }
+
+  private isBound(ip: string, s: EntityState): boolean {
+    return this.entities.get(s.key) === s && this.bindings.get(ip) === s;
+  }
+
+  /**
+   * A workload seen on an address: the address now means this workload. A new pod on an old IP
+   * claims the address, not the history; a pod on a new IP keeps its history under its own key.
+   * A host has several addresses (IPv4, IPv6 link-local): all stay bound; the one shown is the
+   * latest that is not link-local.
+   */
+  private bind(s: EntityState, ip: string): void {
+    this.bindings.set(ip, s);
+    if (s.ip === undefined || !isLinkLocal(ip)) {
+      s.ip = ip;
+      s.described = -1; // address selectors may answer differently now
+    }
+  }
+
+  private create(key: string, t: number): EntityState {
+    if (this.entities.size >= this.config.limits.maxEntities) this.evict(t);
+    const s = new EntityState(intern(key), t);
+    this.entities.set(s.key, s);
+    return s;
+  }
+
+  remove(s: EntityState): void {
+    this.entities.delete(s.key);
+    if (s.ip !== undefined && this.bindings.get(s.ip) === s) this.bindings.delete(s.ip);
+  }
+
+  /** At the cap: forget the least risky, longest idle entities (never the root of a live incident). */
+  private evict(now: number): void {
+    const keep = Math.floor(this.config.limits.maxEntities * EVICT_TO);
+    const ranked: { s: EntityState; risk: number }[] = [];
+    for (const s of this.entities.values()) {
+      if (s.campaign !== null && s.campaign.live) continue;
+      ranked.push({ s, risk: s.riskNow(now, this.config.halfLifeMs) });
+    }
+    ranked.sort((a, b) => a.risk - b.risk || a.s.seen - b.s.seen || compare(a.s.key, b.s.key));
+    const excess = Math.min(this.entities.size - keep, ranked.length);
+    for (let i = 0; i < excess; i++) this.remove((ranked[i] as { s: EntityState }).s);
+    this.evicted += excess;
+  }
+
+  /** Forget entities idle past the TTL (except incident roots); returns how many went. */
+  expire(now: number): number {
+    const minute = minuteOf(now);
+    let expired = 0;
+    for (const s of this.entities.values()) {
+      if (minute - s.seen <= this.ttlMinutes || s.campaign !== null) continue;
+      this.remove(s);
+      expired += 1;
+    }
+    if (expired > 0) this.dropStaleBindings();
+    return expired;
+  }
+
+  /** Drop the selected entities (a partition handed over); returns how many went. */
+  forget(pick: (key: string) => boolean): number {
+    let n = 0;
+    for (const s of this.entities.values()) {
+      if (!pick(s.key)) continue;
+      this.remove(s);
+      n += 1;
+    }
+    this.dropStaleBindings();
+    return n;
+  }
+
+  private dropStaleBindings(): void {
+    this.bindings.forEach((s, ip, map) => {
+      if (this.entities.get(s.key) !== s) map.delete(ip);
+    });
+  }
+
+  encode(pick: (key: string) => boolean): { entities: EncodedEntity[]; bindings: [string, string][] } {
+    const entities: EncodedEntity[] = [];
+    for (const s of this.entities.values()) if (pick(s.key)) entities.push(encodeEntity(s));
+    const bindings: [string, string][] = [];
+    for (const [ip, s] of this.bindings) if (pick(s.key) && this.isBound(ip, s)) bindings.push([ip, s.key]);
+    return { entities, bindings };
+  }
+
+  load(
+    entities: readonly EncodedEntity[],
+    bindings: readonly [string, string][],
+    incident: (id: string) => Campaign | undefined,
+  ): void {
+    for (const e of entities) {
+      const s = decodeEntity(e, incident, (role, source) => this.roles.revive(role, source));
+      this.entities.set(s.key, s);
+    }
+    for (const [ip, key] of bindings) {
+      const s = this.entities.get(key);
+      if (s) this.bindings.set(ip, s);
+    }
+  }
+}
+
+const EVICT_TO = 0.9;
+
+/** A flat, internalized copy of a key built by concatenation (it would otherwise keep its parts alive). */
+function intern(key: string): string {
+  const holder: Record<string, 1> = { [key]: 1 };
+  for (const k in holder) return k;
+  return key;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

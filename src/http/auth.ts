@@ -1,0 +1,59 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+
+/** Roles, each allowed everything the ones before it are. */
+export const ROLES = ['viewer', 'responder', 'approver'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const TokenConfig = z.object({
+  name: z.string().min(1).max(128),
+  role: z.enum(ROLES),
+  /** SHA-256 hex of the bearer token; the token itself is never stored. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected the SHA-256 hex of the token'),
+});
+export type TokenConfig = z.infer<typeof TokenConfig>;
+
+export interface Principal {
+  name: string;
+  role: Role;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Finds the principal a bearer token belongs to; compares digests in constant time. */
+export function authenticate(header: string | undefined, tokens: readonly TokenConfig[]): Principal | undefined {
+  const m = /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/.exec(header ?? '');
+  if (!m) return undefined;
+  const digest = Buffer.from(sha256Hex(m[1]!), 'hex');
+  const match = tokens.find((t) => timingSafeEqual(Buffer.from(t.sha256, 'hex'), digest));
+  return match ? { name: match.name, role: match.role } : undefined;
+}
+
+export function allows(principal: Principal, needed: Role): boolean {
+  return ROLES.indexOf(principal.role) >= ROLES.indexOf(needed);
+}
+
+/** A Fastify preHandler: 401 without a valid token, 403 when the role is not enough. */
+export function requireRole(needed: Role, tokens: () => readonly TokenConfig[]) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const principal = authenticate(request.headers.authorization, tokens());
+    if (!principal) {
+      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'a valid bearer token is required' });
+      return;
+    }
+    if (!allows(principal, needed)) {
+      await reply.code(403).send({ error: 'forbidden', message: `role ${principal.role} may not do this; it needs ${needed}` });
+      return;
+    }
+    request.principal = principal;
+  };
+}

@@ -1,0 +1,54 @@
+import Fastify from 'fastify';
+import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
+
+/** A named readiness check: resolves when the dependency is usable, throws with the reason when not. */
+export type HealthCheck = { name: string; check: () => Promise<void> };
+
+export interface HttpDeps {
+  log: Logger;
+  metrics: Metrics;
+  checks: HealthCheck[];
+}
+
+/**
+ * The service's HTTP port: liveness, readiness with each dependency's state, Prometheus metrics.
+ * Later capabilities (approvals API, console, inbound alerts) register as Fastify plugins here.
+ */
+export function createHttpServer(deps: HttpDeps) {
+  const app = Fastify({ loggerInstance: deps.log.child({ component: 'http' }), disableRequestLogging: true, maxParamLength: 2048 });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const results = await Promise.all(deps.checks.map(runCheck));
+    const ready = results.every((r) => r.ok);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: results });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+
+  return app;
+}
+
+async function runCheck(c: HealthCheck): Promise<{ name: string; ok: boolean; error?: string }> {
+  try {
+    await withTimeout(c.check(), 2_000);
+    return { name: c.name, ok: true };
+  } catch (err) {
+    return { name: c.name, ok: false, error: (err as Error).message };
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+export type HttpServer = ReturnType<typeof createHttpServer>;

@@ -1,0 +1,92 @@
+import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import type { Config, InputTopic } from '../config';
+import { subjectKey } from '../events';
+import { FETCH, partitionCount, sendInChunks } from '../kafka';
+import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
+import { partitionFor } from '../partition';
+import { Intake, ORIGIN_HEADER, type Admitted } from './intake';
+
+export interface RekeyDeps {
+  kafka: Kafka;
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  clock?: () => number;
+}
+
+/**
+ * For input topics whose producers do not key records by source entity (`keyed: false`): reads
+ * them, normalizes, and republishes each event to the events topic keyed and partitioned by its
+ * subject entity, so that one correlator owns all state of one source. Rejects go to the
+ * dead-letter topic. A batch's offsets are committed only after both sends are acknowledged.
+ */
+export class Rekey {
+  private readonly consumer: Consumer;
+  private readonly producer: Producer;
+  private readonly intake: Intake;
+  private readonly inputs: Map<string, InputTopic>;
+  private eventPartitions = 1;
+  private running = false;
+
+  constructor(private readonly deps: RekeyDeps) {
+    const { kafka, config } = deps;
+    this.consumer = kafka.consumer({ groupId: config.kafka.groups.ingest, ...FETCH });
+    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.intake = new Intake(config, deps.metrics, deps.log, deps.clock);
+    this.inputs = new Map(config.kafka.inputs.filter((i) => !i.keyed).map((i) => [i.topic, i]));
+  }
+
+  /** Whether any input needs rekeying; the stage only runs then. */
+  get needed(): boolean {
+    return this.inputs.size > 0;
+  }
+
+  async start(): Promise<void> {
+    if (!this.needed) return;
+    this.eventPartitions = await partitionCount(this.deps.kafka, this.deps.config.kafka.topics.events);
+    await this.producer.connect();
+    await this.consumer.connect();
+    this.consumer.on(this.consumer.events.REBALANCING, () => this.intake.reset());
+    await this.consumer.subscribe({ topics: [...this.inputs.keys()], fromBeginning: true });
+    await this.consumer.run({ partitionsConsumedConcurrently: 3, eachBatch: (p) => this.onBatch(p) });
+    this.running = true;
+  }
+
+  /** Finishes the batch in flight, commits it, leaves the group. */
+  async stop(): Promise<void> {
+    if (!this.needed) return;
+    this.running = false;
+    await this.consumer.disconnect();
+    await this.producer.disconnect();
+  }
+
+  isRunning(): boolean {
+    return this.running || !this.needed;
+  }
+
+  private async onBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
+    const started = process.hrtime.bigint();
+    const format = this.inputs.get(batch.topic)?.format ?? 'auto';
+    const { admitted, dead } = this.intake.admitBatch(batch, format, 'record');
+    const { topics } = this.deps.config.kafka;
+    const topicMessages = [];
+    if (admitted.length > 0) topicMessages.push({ topic: topics.events, messages: admitted.map((a) => this.toEventMessage(a)) });
+    if (dead.length > 0) topicMessages.push({ topic: topics.dlq, messages: dead });
+    await heartbeat();
+    if (topicMessages.length > 0) await sendInChunks(this.producer, topicMessages);
+    this.deps.metrics.batchSeconds.observe({ stage: 'rekey' }, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  /** Keyed and partitioned by the subject entity; stamped with the input record's time. */
+  private toEventMessage({ event, origin, recordTime }: Admitted): Message {
+    const key = subjectKey(event);
+    return {
+      key,
+      partition: partitionFor(key, this.eventPartitions),
+      value: JSON.stringify(event),
+      timestamp: recordTime,
+      headers: { [ORIGIN_HEADER]: origin },
+    };
+  }
+}

@@ -1,0 +1,114 @@
+import { Kafka, logLevel, type Admin, type ITopicConfig, type LogEntry, type Message, type Producer, type TopicMessages } from 'kafkajs';
+import type { Config } from './config';
+import type { Logger } from './logger';
+
+/** kafkajs speaks through the service's pino logger. */
+function pinoLogCreator(log: Logger) {
+  const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+    [logLevel.ERROR]: 'error',
+    [logLevel.WARN]: 'warn',
+    [logLevel.INFO]: 'info',
+    [logLevel.DEBUG]: 'debug',
+  };
+  return () =>
+    ({ namespace, level, log: entry }: LogEntry) => {
+      const { message, ...extra } = entry;
+      log[levels[level] ?? 'info']({ kafka: namespace, ...extra }, message);
+    };
+}
+
+export function createKafka(config: Config, log: Logger, clientId = config.kafka.clientId): Kafka {
+  // Cordon sets partitions itself where it matters; the v2 partitioner notice is noise.
+  process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
+  return new Kafka({
+    clientId,
+    brokers: config.kafka.brokers,
+    logLevel: logLevel.WARN,
+    logCreator: pinoLogCreator(log.child({ component: 'kafkajs' })),
+    retry: { initialRetryTime: 200, retries: 8 },
+  });
+}
+
+/**
+ * Fetch sizes for every Cordon consumer: kafkajs's own defaults. Larger fetches buy no throughput
+ * here and cost resident memory; a record larger than a fetch is still delivered (KIP-74).
+ */
+export const FETCH = { maxBytesPerPartition: 1024 * 1024, maxBytes: 10 * 1024 * 1024 } as const;
+
+/** Every topic Cordon reads or writes, with its partitioning and retention. Created explicitly, never auto-created. */
+export function cordonTopics(config: Config): ITopicConfig[] {
+  const n = config.kafka.partitions;
+  const t = config.kafka.topics;
+  return [
+    ...config.kafka.inputs.map((i) => ({ topic: i.topic, numPartitions: n, configEntries: [bigRecords(8)] })),
+    { topic: t.events, numPartitions: n },
+    { topic: t.dlq, numPartitions: 1, configEntries: [bigRecords(16)] },
+    { topic: t.incidents, numPartitions: n },
+    { topic: t.lifecycle, numPartitions: n },
+    { topic: t.ledger, numPartitions: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] },
+  ].map((topic) => ({ replicationFactor: -1, ...topic }));
+}
+
+export async function ensureTopics(admin: Admin, topics: ITopicConfig[]): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const missing = topics.filter((t) => !existing.has(t.topic));
+  if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: true });
+  return missing.map((t) => t.topic);
+}
+
+/** Input and dead-letter topics take oversized records, so an oversized record reaches Cordon and the DLQ keeps its bytes. */
+function bigRecords(mib: number) {
+  return { name: 'max.message.bytes', value: String(mib * 1024 * 1024) };
+}
+
+export async function partitionCount(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+    const n = meta.topics[0]?.partitions.length ?? 0;
+    if (n === 0) throw new Error(`topic ${topic} has no partitions`);
+    return n;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+const CHUNK_BYTES = 512 * 1024;
+
+/**
+ * Sends messages in record batches of at most ~512 KiB: the broker's max.message.bytes applies to
+ * a whole record batch, and kafkajs puts everything for one partition into one batch.
+ */
+export async function sendInChunks(producer: Producer, topicMessages: TopicMessages[], acks = -1): Promise<void> {
+  let chunk: TopicMessages[] = [];
+  let bytes = 0;
+  for (const { topic, messages } of topicMessages) {
+    let current: Message[] = [];
+    chunk.push({ topic, messages: current });
+    for (const m of messages) {
+      const size = sizeOf(m);
+      if (bytes + size > CHUNK_BYTES && bytes > 0) {
+        await producer.sendBatch({ topicMessages: chunk.filter((t) => t.messages.length > 0), acks });
+        current = [];
+        chunk = [{ topic, messages: current }];
+        bytes = 0;
+      }
+      current.push(m);
+      bytes += size;
+    }
+  }
+  const rest = chunk.filter((t) => t.messages.length > 0);
+  if (rest.length > 0) await producer.sendBatch({ topicMessages: rest, acks });
+}
+
+function sizeOf(m: Message): number {
+  let n = 64 + byteLength(m.value) + byteLength(m.key);
+  if (m.headers) for (const [k, v] of Object.entries(m.headers)) n += k.length + (typeof v === 'string' || Buffer.isBuffer(v) ? byteLength(v) : 16);
+  return n;
+}
+
+function byteLength(v: string | Buffer | null | undefined): number {
+  if (v == null) return 0;
+  return typeof v === 'string' ? v.length * 2 : v.length;
+}

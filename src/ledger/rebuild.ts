@@ -1,0 +1,85 @@
+import type { Kafka } from 'kafkajs';
+import { verifiedRecords } from './audit';
+import { GENESIS, type ChainHead } from './chain';
+import { LEASE_STATES, type Lease, type LeaseState } from './records';
+import { leaseAfter, type QuarantineRegistry, type StoredHead } from './registry';
+
+/**
+ * Rebuilding the quarantine registry from the ledger alone (Redis lost or distrusted), and catching
+ * a lagging registry up with the records it missed. Both verify the chain as they read it: a broken
+ * ledger is never replayed into the registry.
+ */
+
+export interface RebuildResult {
+  /** Records replayed. */
+  records: number;
+  /** Leases in the rebuilt registry, and how many are in each state. */
+  leases: number;
+  byState: Record<LeaseState, number>;
+  /** Applied leases, soonest expiry first: the caller must re-schedule their expiry. */
+  reschedule: Lease[];
+  /**
+   * Pending leases, soonest expiry first: an apply was recorded as intended but not its outcome
+   * (the writer stopped in between). The caller must observe the target and record what it finds.
+   */
+  unresolved: Lease[];
+  /** The last record replayed (seq 0 for an empty ledger). */
+  head: ChainHead & { offset: string };
+}
+
+export interface ReplayTarget {
+  kafka: Kafka;
+  topic: string;
+  registry: QuarantineRegistry;
+  /** The writer lock's token: every registry write is fenced by it. */
+  token: string;
+}
+
+/**
+ * Replays the whole ledger into a fresh registry and swaps it in atomically (leases, expiry
+ * schedule and head in one step). Throws LedgerBrokenError, leaving the registry untouched, when
+ * the chain does not verify.
+ */
+export async function rebuild({ kafka, topic, registry, token }: ReplayTarget): Promise<RebuildResult> {
+  const leases = new Map<string, Lease>();
+  let head: ChainHead & { offset: string } = { ...GENESIS, offset: '-1' };
+  let records = 0;
+  for await (const { record, offset } of verifiedRecords(kafka, topic, 'rebuild')) {
+    records++;
+    const lease = leaseAfter(record);
+    if (lease) leases.set(lease.target, lease);
+    head = { seq: record.seq, hash: record.hash, offset };
+  }
+  await registry.replace(token, leases.values(), head);
+  return summarize(records, leases.values(), head);
+}
+
+/**
+ * Applies the records after `from` (the registry's own head) up to the end of the ledger. Returns
+ * the number applied. Throws LedgerBrokenError when the records after `from` do not continue it:
+ * the registry then belongs to another chain, and only a rebuild fixes it.
+ */
+export async function catchUp({ kafka, topic, registry, token }: ReplayTarget, from: StoredHead): Promise<number> {
+  let applied = 0;
+  for await (const { record, offset } of verifiedRecords(kafka, topic, 'catch-up', from)) {
+    const outcome = await registry.apply(token, record, offset);
+    if (outcome === 'lagging') throw new Error(`catch-up: the registry head moved below seq ${record.seq - 1} while catching up`);
+    if (outcome === 'applied') applied++;
+  }
+  return applied;
+}
+
+export function summarize(records: number, leases: Iterable<Lease>, head: ChainHead & { offset: string }): RebuildResult {
+  const byState = Object.fromEntries(LEASE_STATES.map((s) => [s, 0])) as Record<LeaseState, number>;
+  const reschedule: Lease[] = [];
+  const unresolved: Lease[] = [];
+  let count = 0;
+  for (const lease of leases) {
+    count++;
+    byState[lease.state]++;
+    if (lease.state === 'applied') reschedule.push(lease);
+    if (lease.state === 'pending') unresolved.push(lease);
+  }
+  const soonest = (a: Lease, b: Lease) => a.expiresAt - b.expiresAt || (a.target < b.target ? -1 : 1);
+  return { records, leases: count, byState, reschedule: reschedule.sort(soonest), unresolved: unresolved.sort(soonest), head };
+}

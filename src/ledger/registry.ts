@@ -1,0 +1,180 @@
+import type Redis from 'ioredis';
+import { z } from 'zod';
+import { canonicalJson } from './canonical';
+import type { ChainHead } from './chain';
+import { LIVE_STATES, Lease, LeasePayload, isQuarantineAction, leasePayload, type LedgerRecord } from './records';
+
+/**
+ * The quarantine registry: the materialized view of leases the rest of Cordon reads, derived from
+ * the ledger's `quarantine_*` records alone (each one's `after` is the whole lease after the action).
+ *
+ * Redis keys (all under the configured prefix):
+ *   <prefix>:leases             hash    target -> lease JSON (canonical)
+ *   <prefix>:leases:by-expiry   zset    target scored by expiresAt, for pending and applied leases
+ *   <prefix>:ledger:head        string  {seq, hash, offset} of the last record applied to the view
+ * Only the ledger writer changes these keys, and only while it holds the writer lock (every
+ * write is fenced by the lock token); everything else reads.
+ */
+
+export function ledgerKeys(prefix: string) {
+  return {
+    leases: `${prefix}:leases`,
+    byExpiry: `${prefix}:leases:by-expiry`,
+    head: `${prefix}:ledger:head`,
+    lock: `${prefix}:ledger:lock`,
+    epoch: `${prefix}:ledger:epoch`,
+  };
+}
+
+/** The head of the view: the last record applied, and its offset in the ledger topic. */
+export const StoredHead = z.strictObject({
+  seq: z.number().int().nonnegative(),
+  hash: z.string().regex(/^[0-9a-f]{64}$/),
+  offset: z.string().regex(/^\d+$/),
+});
+export type StoredHead = z.infer<typeof StoredHead>;
+
+export class FencedError extends Error {
+  override name = 'FencedError';
+}
+
+/** The lease a record leaves behind, or undefined for records that do not touch a lease. */
+export function leaseAfter(record: LedgerRecord): Lease | undefined {
+  if (!isQuarantineAction(record.action)) return undefined;
+  // The record parsed as a LedgerRecord, whose rules already checked this payload.
+  return { ...leasePayload(LeasePayload.parse(record.after)), ledgerSeq: record.seq };
+}
+
+export function isLive(lease: Lease): boolean {
+  return LIVE_STATES.has(lease.state);
+}
+
+const FENCE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED the ledger writer lock is not held by this writer')
+end
+`;
+
+/**
+ * Applies one record: only on top of the record before it (head seq = seq - 1). Returns 1 applied,
+ * 0 already applied (head at or past seq), -1 the view lags (head below seq - 1): catch up first.
+ * KEYS: lock, head, leases, byExpiry. ARGV: token, seq, head JSON, target ('' = no lease change), lease JSON, score ('' = not live).
+ */
+const APPLY = `${FENCE}
+local current = redis.call('GET', KEYS[2])
+local seq = tonumber(ARGV[2])
+local at = 0
+if current then at = tonumber(cjson.decode(current)['seq']) end
+if at >= seq then return 0 end
+if at ~= seq - 1 then return -1 end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+  if ARGV[6] ~= '' then redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4]) else redis.call('ZREM', KEYS[4], ARGV[4]) end
+end
+redis.call('SET', KEYS[2], ARGV[3])
+return 1
+`;
+
+/**
+ * Replaces the whole view at once (rebuild). KEYS: lock, head, leases, byExpiry.
+ * ARGV: token, head JSON ('' = empty ledger), then target, lease JSON, score ('' = not live) per lease.
+ */
+const REPLACE = `${FENCE}
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+for i = 3, #ARGV, 3 do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+  if ARGV[i + 2] ~= '' then redis.call('ZADD', KEYS[4], ARGV[i + 2], ARGV[i]) end
+end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
+return (#ARGV - 2) / 3
+`;
+
+function rethrowFenced(err: unknown): never {
+  if (err instanceof Error && err.message.startsWith('FENCED')) throw new FencedError(err.message);
+  throw err;
+}
+
+export class QuarantineRegistry {
+  readonly keys: ReturnType<typeof ledgerKeys>;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.keys = ledgerKeys(prefix);
+  }
+
+  async get(target: string): Promise<Lease | undefined> {
+    const json = await this.redis.hget(this.keys.leases, target);
+    return json === null ? undefined : (JSON.parse(json) as Lease);
+  }
+
+  /** How many leases are live (pending or applied): the by-expiry index holds exactly those. */
+  async liveCount(): Promise<number> {
+    return this.redis.zcard(this.keys.byExpiry);
+  }
+
+  /** The live (pending or applied) leases. */
+  async live(): Promise<Lease[]> {
+    const targets = await this.redis.zrange(this.keys.byExpiry, 0, -1);
+    if (targets.length === 0) return [];
+    const values = await this.redis.hmget(this.keys.leases, ...targets);
+    return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as Lease);
+  }
+
+  /** Every lease, sorted by target. */
+  async all(): Promise<Lease[]> {
+    const all = await this.redis.hgetall(this.keys.leases);
+    return Object.keys(all)
+      .sort()
+      .map((t) => JSON.parse(all[t]!) as Lease);
+  }
+
+  /** Live (pending or applied) leases whose expiry is at or before `at`, soonest first. */
+  async dueBy(at: number, limit = 1000): Promise<Lease[]> {
+    const targets = await this.redis.zrangebyscore(this.keys.byExpiry, '-inf', at, 'LIMIT', 0, limit);
+    if (targets.length === 0) return [];
+    const values = await this.redis.hmget(this.keys.leases, ...targets);
+    return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as Lease);
+  }
+
+  /** The last record the view reflects; undefined when the view has none (never built, or wiped). */
+  async head(): Promise<StoredHead | undefined> {
+    const json = await this.redis.get(this.keys.head);
+    if (json === null) return undefined;
+    const parsed = StoredHead.safeParse(JSON.parse(json));
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  /** Applies one record on top of the view, fenced by the writer's lock token. */
+  async apply(token: string, record: LedgerRecord, offset: string): Promise<'applied' | 'already' | 'lagging'> {
+    const lease = leaseAfter(record);
+    const head: StoredHead = { seq: record.seq, hash: record.hash, offset };
+    const result = await this.redis
+      .eval(
+        APPLY,
+        4,
+        this.keys.lock,
+        this.keys.head,
+        this.keys.leases,
+        this.keys.byExpiry,
+        token,
+        record.seq,
+        JSON.stringify(head),
+        lease?.target ?? '',
+        lease ? canonicalJson(lease) : '',
+        lease && isLive(lease) ? lease.expiresAt : '',
+      )
+      .catch(rethrowFenced);
+    return result === 1 ? 'applied' : result === 0 ? 'already' : 'lagging';
+  }
+
+  /** Replaces the whole view (leases, expiry schedule, head) in one atomic step, fenced by the lock token. */
+  async replace(token: string, leases: Iterable<Lease>, head: (ChainHead & { offset: string }) | undefined): Promise<void> {
+    const args: (string | number)[] = [token, head && head.seq > 0 ? JSON.stringify({ seq: head.seq, hash: head.hash, offset: head.offset }) : ''];
+    for (const lease of leases) args.push(lease.target, canonicalJson(lease), isLive(lease) ? lease.expiresAt : '');
+    await this.redis
+      .eval(REPLACE, 4, this.keys.lock, this.keys.head, this.keys.leases, this.keys.byExpiry, ...args)
+      .catch(rethrowFenced);
+  }
+}

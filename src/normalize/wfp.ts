@@ -1,0 +1,193 @@
+import { z } from 'zod';
+import { EventTime, Name, type Endpoint, type Flow, type WorkloadRef } from '../events';
+import { events, reject, skip, type Normalizer, type Outcome, type RawRecord } from './normalizer';
+import {
+  CanonIp,
+  IsoTime,
+  PortText,
+  ProtocolNumberText,
+  eventId,
+  fitName,
+  isGroupAddress,
+  isJsonObject,
+  protocolFromText,
+  protocolName,
+  rejectReason,
+  show,
+  textHash,
+} from './common';
+
+/**
+ * Windows network telemetry in the NXLog JSON form (the OTRF lateral-movement recordings):
+ *
+ * - Security 5157, the Windows Filtering Platform blocked a connection -> DeniedFlow
+ *   (policy = the WFP filter run-time id that blocked it);
+ * - Security 5156, WFP permitted a connection -> AllowedFlow;
+ * - Sysmon 3, network connection -> AllowedFlow;
+ * - any other event -> skip.
+ *
+ * Identity: the event is logged on `Hostname`, so only the side of the flow that is that host
+ * gets the host workload (id = FQDN lower-cased, name = short name). Checked against the
+ * recordings: for 5156/5157 `Direction` %%14592 (inbound) puts the host's own address in
+ * DestAddress (MORDORDC's 5157s: 172.18.39.5 -> 172.18.38.5), %%14593 (outbound) in
+ * SourceAddress. For Sysmon, `Initiated: true` means SourceIp is the host; `Initiated: false`
+ * means DestinationIp is the host for TCP only: Sysmon's UDP records with Initiated=false are
+ * often the host's own reply (a DC's DNS answer from :53), so UDP inbound stays IP-only.
+ * A local side whose address is multicast/broadcast is not the host; a flow from the host's
+ * address to itself (loopback, ::1) names the host on both sides.
+ *
+ * Time: `@timestamp` (UTC, the time the ground truth of the recordings uses), else
+ * `TimeCreated`, else Sysmon's `UtcTime`. `EventTime` is local time without a zone: never used.
+ * Id: `wfp:<fqdn>:<RecordNumber>` (Sysmon: `wfp:<fqdn>:sysmon:<RecordNumber>`, the two logs
+ * number their records separately); records without RecordNumber use the hash of the text.
+ */
+
+/** Sysmon's UtcTime, "2020-08-05 07:48:23.009" (UTC, no zone marker). */
+const SysmonUtcTime = z
+  .string()
+  .transform((s, ctx): number => {
+    const t = s.length >= 19 && s.charCodeAt(10) === 32 ? Date.parse(`${s.slice(0, 10)}T${s.slice(11)}Z`) : NaN;
+    if (Number.isNaN(t)) {
+      ctx.issues.push({ code: 'custom', input: s, message: `expected "YYYY-MM-DD hh:mm:ss.fff" (UTC), got ${show(s)}` });
+      return z.NEVER;
+    }
+    return t;
+  })
+  .pipe(EventTime);
+
+const envelope = {
+  Hostname: Name,
+  RecordNumber: z.number().int().nonnegative().optional(),
+  '@timestamp': IsoTime.optional(),
+  TimeCreated: IsoTime.optional(),
+};
+
+const WfpConnection = z.object({
+  ...envelope,
+  SourceAddress: CanonIp,
+  SourcePort: PortText,
+  DestAddress: CanonIp,
+  DestPort: PortText,
+  Protocol: ProtocolNumberText,
+  Direction: z.enum(['%%14592', '%%14593', 'Inbound', 'Outbound']),
+  FilterRTID: Name.optional(),
+});
+
+const SysmonConnection = z.object({
+  ...envelope,
+  UtcTime: SysmonUtcTime.optional(),
+  SourceIp: CanonIp,
+  SourcePort: PortText,
+  DestinationIp: CanonIp,
+  DestinationPort: PortText,
+  Protocol: Name,
+  Initiated: z.enum(['true', 'false']),
+});
+
+const SYSMON_PROVIDER = 'Microsoft-Windows-Sysmon';
+const SYSMON_CHANNEL = 'Microsoft-Windows-Sysmon/Operational';
+
+function hostRef(hostname: string): WorkloadRef {
+  const dot = hostname.indexOf('.');
+  const short = dot > 0 ? hostname.slice(0, dot) : hostname;
+  return { kind: 'host', id: hostname.toLowerCase(), name: short, labels: {} };
+}
+
+/** Builds the two endpoints, giving the host identity to the local side (see above). */
+function endpoints(
+  srcIp: string,
+  srcPort: number,
+  dstIp: string,
+  dstPort: number,
+  local: 'src' | 'dst' | undefined,
+  hostname: string,
+): [Endpoint, Endpoint] {
+  const src: Endpoint = { ip: srcIp, port: srcPort };
+  const dst: Endpoint = { ip: dstIp, port: dstPort };
+  const localIp = local === 'src' ? srcIp : local === 'dst' ? dstIp : undefined;
+  if (localIp !== undefined && !isGroupAddress(localIp)) {
+    const host = hostRef(hostname);
+    if (local === 'src' || srcIp === dstIp) src.workload = host;
+    if (local === 'dst' || srcIp === dstIp) dst.workload = host;
+  }
+  return [src, dst];
+}
+
+function wfpFlow(record: RawRecord, json: Record<string, unknown>, blocked: boolean): Outcome {
+  const parsed = WfpConnection.safeParse(json);
+  if (!parsed.success) return reject(rejectReason('wfp', parsed.error));
+  const r = parsed.data;
+  const time = r['@timestamp'] ?? r.TimeCreated;
+  if (time === undefined) return reject('wfp: @timestamp: required (no @timestamp or TimeCreated)');
+  const host = r.Hostname.toLowerCase();
+  const inbound = r.Direction === '%%14592' || r.Direction === 'Inbound';
+  const local = inbound ? 'dst' : 'src';
+  const [src, dst] = endpoints(r.SourceAddress, r.SourcePort, r.DestAddress, r.DestPort, local, r.Hostname);
+  const flow: Flow = {
+    id:
+      r.RecordNumber === undefined
+        ? `wfp:${textHash(record.text)}`
+        : eventId('wfp', `${host}:${r.RecordNumber}`, record.text),
+    time,
+    src,
+    dst,
+    protocol: protocolName(r.Protocol),
+    dstPort: r.DestPort,
+    action: blocked ? 'denied' : 'allowed',
+    observer: { type: 'wfp', name: host },
+  };
+  if (blocked && r.FilterRTID !== undefined) {
+    const id = fitName(`wfp:filter/${r.FilterRTID}`, 'wfp:filter');
+    flow.policy = { id, name: fitName(`WFP filter (run-time id ${r.FilterRTID})`, 'WFP filter') };
+  }
+  return events(flow);
+}
+
+function sysmonFlow(record: RawRecord, json: Record<string, unknown>): Outcome {
+  const parsed = SysmonConnection.safeParse(json);
+  if (!parsed.success) return reject(rejectReason('wfp', parsed.error));
+  const r = parsed.data;
+  const time = r['@timestamp'] ?? r.TimeCreated ?? r.UtcTime;
+  if (time === undefined) return reject('wfp: @timestamp: required (no @timestamp, TimeCreated or UtcTime)');
+  const host = r.Hostname.toLowerCase();
+  const protocol = protocolFromText(r.Protocol);
+  const local = r.Initiated === 'true' ? 'src' : protocol === 'tcp' ? 'dst' : undefined;
+  const [src, dst] = endpoints(r.SourceIp, r.SourcePort, r.DestinationIp, r.DestinationPort, local, r.Hostname);
+  return events({
+    id:
+      r.RecordNumber === undefined
+        ? `wfp:${textHash(record.text)}`
+        : eventId('wfp', `${host}:sysmon:${r.RecordNumber}`, record.text),
+    time,
+    src,
+    dst,
+    protocol,
+    dstPort: r.DestinationPort,
+    action: 'allowed',
+    observer: { type: 'sysmon', name: host },
+  });
+}
+
+function normalize(record: RawRecord): Outcome {
+  const json = record.json;
+  if (!isJsonObject(json)) return reject('wfp: expected a JSON object');
+  const raw = json.EventID;
+  const eid = typeof raw === 'string' && raw.length > 0 ? Number(raw) : raw;
+  if (typeof eid !== 'number' || !Number.isInteger(eid)) {
+    return reject(`wfp: EventID: expected an event id number, got ${show(raw)}`);
+  }
+  const sysmon = json.SourceName === SYSMON_PROVIDER || json.Channel === SYSMON_CHANNEL;
+  if (sysmon) return eid === 3 ? sysmonFlow(record, json) : skip(`wfp: Sysmon event ${eid} is not a network connection`);
+  if (eid === 5157) return wfpFlow(record, json, true);
+  if (eid === 5156) return wfpFlow(record, json, false);
+  return skip(`wfp: event ${eid} is not network telemetry`);
+}
+
+export const wfp: Normalizer = {
+  format: 'wfp',
+  detect: (record) => {
+    const j = record.json;
+    return isJsonObject(j) && 'EventID' in j && ('Hostname' in j || 'Channel' in j);
+  },
+  normalize,
+};

@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { Name, Port, type Flow } from '../events';
+import { events, reject, skip, type Normalizer, type Outcome, type RawRecord } from './normalizer';
+import { CanonIp, EpochSeconds, IsoTime, eventId, isGroupAddress, isJsonObject, protocolFromText, rejectReason } from './common';
+
+/**
+ * Zeek conn.log, JSON lines: Zeek's own `id.orig_h` keys or the flattened `id_orig_h` keys some
+ * pipelines write (the OTRF APT29 recordings). What the connection state means:
+ *
+ * - REJ (the SYN was answered by a RST: refused) -> DeniedFlow, policy.id "zeek:REJ";
+ * - S0 (attempt seen, never answered) -> DeniedFlow, policy.id "zeek:S0" - unless the responder
+ *   is a multicast/broadcast address: a NetBIOS or SSDP datagram to a group never gets an answer
+ *   (all UDP S0 in the APT29 recordings are such), so that is an AllowedFlow, not a denial;
+ * - SF, S1, S2, S3, RSTO, RSTR (the handshake completed) and OTH (midstream traffic seen both
+ *   ways) -> AllowedFlow;
+ * - RSTOS0, RSTRH, SH, SHR (half-open, no handshake seen: often a capture that started
+ *   midstream; neither a refusal nor a completed connection) -> skip;
+ * - conn_state absent -> skip (the record is checked first: a record that lacks ts, uid, the
+ *   id.* tuple or proto is a reject, not a skip). An unknown conn_state value is a reject.
+ *
+ * Id: `zeek:<uid>`. Time: `ts` (connection start; epoch seconds, or ISO-8601). No identities:
+ * conn.log knows addresses only. Observer: the sensor (`@system` / `_system_name`), else "zeek".
+ */
+
+const CONN_STATES = ['S0', 'S1', 'S2', 'S3', 'SF', 'REJ', 'RSTO', 'RSTR', 'RSTOS0', 'RSTRH', 'SH', 'SHR', 'OTH'] as const;
+type ConnState = (typeof CONN_STATES)[number];
+
+const common = {
+  ts: z.union([EpochSeconds, IsoTime]),
+  uid: Name,
+  proto: z.enum(['tcp', 'udp', 'icmp', 'unknown_transport']),
+  conn_state: z.enum(CONN_STATES).optional(),
+  '@system': Name.optional(),
+  _system_name: Name.optional(),
+};
+const Dotted = z.object({ ...common, 'id.orig_h': CanonIp, 'id.orig_p': Port, 'id.resp_h': CanonIp, 'id.resp_p': Port });
+const Flat = z.object({ ...common, id_orig_h: CanonIp, id_orig_p: Port, id_resp_h: CanonIp, id_resp_p: Port });
+type Common = Omit<z.infer<typeof Flat>, 'id_orig_h' | 'id_orig_p' | 'id_resp_h' | 'id_resp_p'>;
+
+type Verdict = { action: 'denied'; policy: { id: string; name: string } } | { action: 'allowed' } | { skip: string };
+
+function verdict(state: ConnState, respH: string): Verdict {
+  switch (state) {
+    case 'REJ':
+      return { action: 'denied', policy: { id: 'zeek:REJ', name: 'connection refused (REJ)' } };
+    case 'S0':
+      return isGroupAddress(respH)
+        ? { action: 'allowed' }
+        : { action: 'denied', policy: { id: 'zeek:S0', name: 'connection attempt unanswered (S0)' } };
+    case 'SF':
+    case 'S1':
+    case 'S2':
+    case 'S3':
+    case 'RSTO':
+    case 'RSTR':
+    case 'OTH':
+      return { action: 'allowed' };
+    default:
+      return { skip: `zeek: conn_state ${state} is a half-open connection, neither refused nor completed` };
+  }
+}
+
+function toFlow(record: RawRecord, c: Common, origH: string, origP: number, respH: string, respP: number): Outcome {
+  if (c.conn_state === undefined) return skip('zeek: no conn_state');
+  const v = verdict(c.conn_state, respH);
+  if ('skip' in v) return skip(v.skip);
+  const flow: Flow = {
+    id: eventId('zeek', c.uid, record.text),
+    time: c.ts,
+    src: { ip: origH, port: origP },
+    dst: { ip: respH, port: respP },
+    protocol: protocolFromText(c.proto),
+    dstPort: respP,
+    action: v.action,
+    observer: { type: 'zeek', name: c['@system'] ?? c._system_name ?? 'zeek' },
+  };
+  if (v.action === 'denied') flow.policy = v.policy;
+  return events(flow);
+}
+
+function normalize(record: RawRecord): Outcome {
+  const json = record.json;
+  if (!isJsonObject(json)) return reject('zeek: expected a JSON object');
+  if ('id.orig_h' in json) {
+    const p = Dotted.safeParse(json);
+    if (!p.success) return reject(rejectReason('zeek', p.error));
+    const r = p.data;
+    return toFlow(record, r, r['id.orig_h'], r['id.orig_p'], r['id.resp_h'], r['id.resp_p']);
+  }
+  const p = Flat.safeParse(json);
+  if (!p.success) return reject(rejectReason('zeek', p.error));
+  const r = p.data;
+  return toFlow(record, r, r.id_orig_h, r.id_orig_p, r.id_resp_h, r.id_resp_p);
+}
+
+export const zeek: Normalizer = {
+  format: 'zeek',
+  detect: (record) => {
+    const j = record.json;
+    return isJsonObject(j) && 'uid' in j && 'ts' in j && ('id.orig_h' in j || 'id_orig_h' in j);
+  },
+  normalize,
+};

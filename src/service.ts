@@ -1,0 +1,192 @@
+import Redis from 'ioredis';
+import type { Kafka } from 'kafkajs';
+import type { Config } from './config';
+import { Containment, type IncidentDecision } from './contain/containment';
+import { Correlator } from './correlate/correlator';
+import { AlertPublisher, alertTopic } from './alerts/publisher';
+import { registerAlertRoutes } from './alerts/routes';
+import { enforcersFrom, prepareEnforcers } from './enforcer/registry';
+import { registerConsole } from './console/console';
+import { LedgerIndex } from './ledger/incident-index';
+import { FlowHistory } from './flows/history';
+import { registerApi } from './http/api';
+import { Unavailable } from './http/errors';
+import { registerIncidentRoutes } from './incidents/routes';
+import { StatusRequests } from './incidents/status-requests';
+import { registerConsoleApi } from './http/console-api';
+import { createHttpServer, type HttpServer } from './http/server';
+import { Rekey } from './ingest/rekey';
+import { cordonTopics, createKafka, ensureTopics } from './kafka';
+import type { Logger } from './logger';
+import { Metrics } from './metrics';
+import { SiemStage } from './siem/stage';
+
+/** A part of the service with a lifecycle; started in order, stopped in reverse. */
+interface Stage {
+  name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole Cordon process: wires the stages from one config, starts them in order, and stops
+ * them in reverse so that each batch in flight finishes and commits before its consumer leaves.
+ */
+export class Service {
+  readonly metrics = new Metrics();
+  readonly kafka: Kafka;
+  readonly redis: Redis;
+  readonly http: HttpServer;
+  readonly correlator: Correlator;
+  readonly containment: Containment | undefined;
+  /** Incidents, ledger records and dead letters to Elasticsearch / Splunk, when either is on. */
+  readonly siem: SiemStage | undefined;
+  /** SIEM alerts posted to /api/alerts/* to the anomalies topic. */
+  readonly alerts: AlertPublisher | undefined;
+  private readonly stages: Stage[] = [];
+  private started: Stage[] = [];
+
+  constructor(
+    readonly config: Config,
+    readonly log: Logger,
+  ) {
+    this.kafka = createKafka(config, log);
+    this.redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
+    const rekey = new Rekey({ kafka: this.kafka, config, log: log.child({ stage: 'rekey' }), metrics: this.metrics });
+    const flows = new FlowHistory(this.redis, config.redis.keyPrefix, { log: log.child({ component: 'flows' }) });
+    this.correlator = new Correlator({
+      kafka: this.kafka,
+      redis: this.redis,
+      config,
+      log: log.child({ stage: 'correlate' }),
+      metrics: this.metrics,
+      flows,
+    });
+    const correlator = this.correlator;
+    const enforcers = enforcersFrom(config, this.redis, log);
+    const statusRequests = new StatusRequests(this.kafka, config.kafka.topics.lifecycle);
+    this.containment = config.contain.enabled
+      ? new Containment({
+          kafka: this.kafka,
+          redis: this.redis,
+          bullConnection: () => new Redis(config.redis.url, { maxRetriesPerRequest: null }),
+          config,
+          enforcers,
+          statusRequests,
+          log: log.child({ stage: 'contain' }),
+        })
+      : undefined;
+    const containment = this.containment;
+    const siem = SiemStage.wanted(config) ? new SiemStage({ kafka: this.kafka, redis: this.redis, config, log: log.child({ stage: 'siem' }) }) : undefined;
+    this.siem = siem;
+    const alertsTo = config.alerts.enabled ? alertTopic(config) : undefined;
+    if (config.alerts.enabled && !alertsTo) log.warn('no input topic reads Cordon anomalies (format cordon or auto): /api/alerts/* is off');
+    const alerts = alertsTo ? new AlertPublisher(this.kafka, alertsTo) : undefined;
+    this.alerts = alerts;
+    this.http = createHttpServer({
+      log,
+      metrics: this.metrics,
+      checks: [
+        { name: 'redis', check: async () => void (await this.redis.ping()) },
+        { name: 'kafka', check: () => this.checkKafka() },
+        { name: 'rekey', check: async () => assert(rekey.isRunning(), 'consumer not running') },
+        { name: 'correlate', check: async () => assert(correlator.isRunning(), 'consumer not running') },
+        ...(containment ? [{ name: 'contain', check: async () => assert(containment.isRunning(), 'containment not running') }] : []),
+        ...(siem ? [{ name: 'siem', check: async () => assert(siem.isRunning(), 'consumer not running') }] : []),
+      ],
+    });
+    registerApi(this.http, {
+      containment: () => (containment?.isRunning() ? containment : undefined),
+      incidents: this.correlator.incidents,
+      tokens: config.auth.tokens,
+      linkSecret: config.auth.linkSecret,
+      publicUrl: config.auth.publicUrl,
+      linkTtlMs: config.auth.linkTtlMs,
+    });
+    const ledgerIndex = new LedgerIndex({ kafka: this.kafka, redis: this.redis, topic: config.kafka.topics.ledger, prefix: config.redis.keyPrefix, log: log.child({ stage: 'ledger-index' }) });
+    registerConsoleApi(this.http, { containment: () => (containment?.isRunning() ? containment : undefined), incidents: this.correlator.incidents, tokens: config.auth.tokens, flows, ledger: ledgerIndex });
+    registerConsole(this.http);
+    registerIncidentRoutes(this.http, { incidents: this.correlator.incidents, requests: statusRequests, tokens: config.auth.tokens, audit: (entry) => this.auditDecision(entry) });
+    if (alerts) registerAlertRoutes(this.http, { config: config.alerts, tokens: config.auth.tokens, publisher: alerts, log: log.child({ component: 'alerts' }) });
+    this.stages.push(
+      { name: 'redis', start: () => this.redis.connect(), stop: async () => void this.redis.disconnect() },
+      { name: 'topics', start: () => this.createTopics(), stop: async () => {} },
+      { name: 'status-requests', start: () => statusRequests.connect(), stop: () => statusRequests.disconnect() },
+      ...(siem ? [{ name: 'siem', start: () => siem.start(), stop: () => siem.stop() }] : []),
+      ...(containment
+        ? [
+            { name: 'enforcers', start: () => prepareEnforcers(enforcers, log), stop: async () => {} },
+            { name: 'contain', start: () => containment.start(), stop: () => containment.stop() },
+          ]
+        : []),
+      { name: 'correlate', start: () => correlator.start(), stop: () => correlator.stop() },
+      { name: 'rekey', start: () => rekey.start(), stop: () => rekey.stop() },
+      ...(alerts ? [{ name: 'alerts', start: () => alerts.start(), stop: () => alerts.stop() }] : []),
+      { name: 'ledger-index', start: () => ledgerIndex.start(), stop: () => ledgerIndex.stop() },
+      { name: 'http', start: () => this.listen(), stop: () => this.http.close() },
+    );
+  }
+
+  /** Starts every stage in order; if one fails, stops those already started and throws. */
+  async start(): Promise<void> {
+    for (const stage of this.stages) {
+      this.log.info({ stage: stage.name }, 'starting');
+      try {
+        await stage.start();
+      } catch (err) {
+        this.started.push(stage);
+        await this.stop();
+        throw err;
+      }
+      this.started.push(stage);
+    }
+    this.log.info({ http: this.config.http, brokers: this.config.kafka.brokers }, 'cordon is running');
+  }
+
+  async stop(): Promise<void> {
+    for (const stage of this.started.reverse()) {
+      try {
+        await stage.stop();
+      } catch (err) {
+        this.log.error({ stage: stage.name, err }, 'stop failed');
+      }
+    }
+    this.started = [];
+    this.log.info('cordon stopped');
+  }
+
+  private async createTopics(): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const created = await ensureTopics(admin, cordonTopics(this.config));
+      if (created.length > 0) this.log.info({ created }, 'created topics');
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private async checkKafka(): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      await admin.describeCluster();
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** An analyst's decision goes to the ledger first; only the replica that writes the ledger takes it. */
+  private async auditDecision(entry: IncidentDecision): Promise<void> {
+    if (!this.containment?.isRunning()) throw new Unavailable('containment, which writes the ledger, is not running on this replica');
+    await this.containment.recordIncidentDecision(entry);
+  }
+
+  private async listen(): Promise<void> {
+    await this.http.listen({ host: this.config.http.host, port: this.config.http.port });
+  }
+}
+
+function assert(ok: boolean, message: string): void {
+  if (!ok) throw new Error(message);
+}
