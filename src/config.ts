@@ -121,8 +121,8 @@ export const ConfigSchema = z.object({
       playbooks: z.string().min(1).default('playbooks'),
       /** Every playbook runs dry: decisions are recorded, nothing is touched. */
       dryRun: z.boolean().default(false),
-      /** How long start-up waits for another replica's ledger writer lock. */
-      lockWaitMs: Duration.default(0),
+      /** How long start-up waits for another writer's ledger lock: longer than its 15 s TTL, so a restart after a crash waits out the dead writer's lock. */
+      lockWaitMs: Duration.default(20_000),
       reconcileIntervalMs: Duration.min(100).default(10_000),
       breaker: z
         .object({

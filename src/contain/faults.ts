@@ -7,13 +7,15 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { EnforcerError, type ApplyRequest, type Capabilities, type Enforcer, type Observation, type Snapshot, type Target } from '../enforcer/enforcer';
 
 /**
+ * run-claimed: a playbook run is claimed for the incident, nothing recorded or queued yet.
+ * run-recorded: the run's start is in the ledger, its first step not yet queued.
  * before-apply: the lease is pending in the ledger, the enforcer not yet called.
  * after-apply: the enforcer applied, the ledger does not say so yet.
  * before-release: a release is decided, the enforcer not yet called.
  * during-release: the enforcer reverted, the ledger does not say so yet.
  */
-export type FaultPoint = 'before-apply' | 'after-apply' | 'before-release' | 'during-release';
-export const FAULT_POINTS: readonly FaultPoint[] = ['before-apply', 'after-apply', 'before-release', 'during-release'];
+export type FaultPoint = 'run-claimed' | 'run-recorded' | 'before-apply' | 'after-apply' | 'before-release' | 'during-release';
+export const FAULT_POINTS: readonly FaultPoint[] = ['run-claimed', 'run-recorded', 'before-apply', 'after-apply', 'before-release', 'during-release'];
 
 export async function faultPoint(point: FaultPoint): Promise<void> {
   if (process.env.CORDON_FAULT !== point) return;

@@ -65,13 +65,18 @@ export class Quarantines {
     return this.deps.ledger.registry;
   }
 
-  /** Contains the target for the incident; joins (and may lengthen) a lease another incident holds. */
+  /**
+   * Contains the target for the incident; joins (and may lengthen) a lease another incident holds.
+   * An incident contains a target at most once: when its hold already ended (released, expired),
+   * a retried or replayed request leaves the target alone and returns the ended lease.
+   */
   contain(req: ContainRequest): Promise<Lease> {
     return this.locked(req.target.entity, async () => {
       let lease = await this.registry.get(req.target.entity);
-      const live = lease !== undefined && isLive(lease);
-      if (!live) lease = await this.begin(req, lease);
-      else if (!lease!.holders.includes(req.incidentId)) return this.join(lease!, req);
+      const holds = lease !== undefined && isLive(lease) && lease.holders.includes(req.incidentId);
+      if (!holds && (await this.registry.everHeld(req.incidentId, req.target.entity))) return this.alreadyHeld(lease, req);
+      if (!holds && lease !== undefined && isLive(lease)) return this.join(lease, req);
+      if (!holds) lease = await this.begin(req, lease);
       if (lease!.state === 'pending') lease = await this.complete(lease!, req);
       await this.deps.schedule(lease!);
       return lease!;
@@ -143,6 +148,11 @@ export class Quarantines {
   /** The names of the configured enforcement layers. */
   enforcerNames(): string[] {
     return [...this.deps.enforcers.keys()];
+  }
+
+  private alreadyHeld(lease: Lease | undefined, req: ContainRequest): Lease {
+    this.deps.log.info({ target: req.target.entity, incident: req.incidentId, state: lease?.state }, 'not contained again: this incident already held the target');
+    return lease!;
   }
 
   private async begin(req: ContainRequest, previous: Lease | undefined): Promise<Lease> {

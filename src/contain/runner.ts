@@ -10,6 +10,7 @@ import type { LoadedPlaybook } from '../playbook/load';
 import { select } from '../playbook/match';
 import { plan, type PlannedStep, type PlannedTarget } from '../playbook/plan';
 import type { CircuitBreaker } from './breaker';
+import { faultPoint } from './faults';
 import type { Quarantines } from './quarantine';
 
 /** One playbook run for one incident: the plan it follows, fixed when the run starts. */
@@ -20,6 +21,8 @@ export interface Run {
   incident: Incident;
   steps: PlannedStep[];
   startedAt: number;
+  /** Why the playbook matched: its description, else its name. */
+  description: string;
 }
 
 export interface RunnerDeps {
@@ -66,18 +69,45 @@ export class PlaybookRunner {
       incident,
       steps: plan(chosen, incident, { now }),
       startedAt: now,
+      description: chosen.spec.description ?? chosen.spec.name,
     };
     const fresh = await this.deps.redis.set(this.runKey(incident.id), JSON.stringify(run), 'NX');
-    if (fresh !== 'OK') return undefined;
-    // Both asked for at once (the ledger keeps call order), so they go out in one group commit.
-    await Promise.all([
-      this.ledger('incident_raised', run, incident.id, `${incident.severity} incident, score ${incident.score}: ${incident.summary}`, { after: { id: incident.id, severity: incident.severity, root: incident.root } }),
-      this.ledger('playbook_started', run, incident.id, `${chosen.id} matched: ${chosen.spec.description ?? chosen.spec.name}`, { after: { steps: run.steps.map((s) => s.jobId) } }),
-    ]);
-    if (containsAnything(run)) await this.deps.status?.(run, 'containing', `${chosen.id} started`);
+    if (fresh === 'OK') return this.start(run);
+    return this.resume(incident.id);
+  }
+
+  /**
+   * Records the run's start, then queues its first step, marking each phase done. A process that
+   * died in between left a claimed run without its first step: the incident's redelivery resumes
+   * it from the phase it reached (see resume).
+   */
+  private async start(run: Run, from: 'claimed' | 'recorded' = 'claimed'): Promise<Run> {
+    const { incident } = run;
+    await faultPoint('run-claimed');
+    if (from === 'claimed') {
+      // Both asked for at once (the ledger keeps call order), so they go out in one group commit.
+      await Promise.all([
+        this.ledger('incident_raised', run, incident.id, `${incident.severity} incident, score ${incident.score}: ${incident.summary}`, { after: { id: incident.id, severity: incident.severity, root: incident.root } }),
+        this.ledger('playbook_started', run, incident.id, `${run.playbookId} matched: ${run.description}`, { after: { steps: run.steps.map((s) => s.jobId) } }),
+      ]);
+      if (containsAnything(run)) await this.deps.status?.(run, 'containing', `${run.playbookId} started`);
+      await this.deps.redis.set(this.phaseKey(incident.id), 'recorded');
+    }
+    await faultPoint('run-recorded');
     await this.enqueueStep(run, 0);
-    this.deps.log.info({ incident: incident.id, playbook: chosen.id, steps: run.steps.map((s) => s.id) }, 'playbook run started');
+    await this.deps.redis.set(this.phaseKey(incident.id), 'queued');
+    this.deps.log.info({ incident: incident.id, playbook: run.playbookId, steps: run.steps.map((s) => s.id) }, 'playbook run started');
     return run;
+  }
+
+  /** The run of an incident seen before: started already (undefined), or resumed now. */
+  private async resume(incidentId: string): Promise<Run | undefined> {
+    const phase = await this.deps.redis.get(this.phaseKey(incidentId));
+    if (phase === 'queued') return undefined;
+    const run = await this.run(incidentId);
+    if (!run) return undefined;
+    this.deps.log.warn({ incident: incidentId, playbook: run.playbookId, phase: phase ?? 'claimed' }, 'resuming a playbook run whose start was cut off');
+    return this.start(run, phase === 'recorded' ? 'recorded' : 'claimed');
   }
 
   async run(incidentId: string): Promise<Run | undefined> {
@@ -301,6 +331,11 @@ export class PlaybookRunner {
 
   private runKey(incidentId: string): string {
     return `${this.deps.prefix}:contain:run:${incidentId}`;
+  }
+
+  /** How far the run's start got: `recorded` (in the ledger), `queued` (first step queued). */
+  private phaseKey(incidentId: string): string {
+    return `${this.runKey(incidentId)}:phase`;
   }
 }
 

@@ -2,7 +2,7 @@ import type { Kafka } from 'kafkajs';
 import { verifiedRecords } from './audit';
 import { GENESIS, type ChainHead } from './chain';
 import { LEASE_STATES, type Lease, type LeaseState } from './records';
-import { leaseAfter, type QuarantineRegistry, type StoredHead } from './registry';
+import { heldFields, leaseAfter, type QuarantineRegistry, type StoredHead } from './registry';
 
 /**
  * Rebuilding the quarantine registry from the ledger alone (Redis lost or distrusted), and catching
@@ -42,15 +42,17 @@ export interface ReplayTarget {
  */
 export async function rebuild({ kafka, topic, registry, token }: ReplayTarget): Promise<RebuildResult> {
   const leases = new Map<string, Lease>();
+  const held = new Map<string, number>();
   let head: ChainHead & { offset: string } = { ...GENESIS, offset: '-1' };
   let records = 0;
   for await (const { record, offset } of verifiedRecords(kafka, topic, 'rebuild')) {
     records++;
     const lease = leaseAfter(record);
     if (lease) leases.set(lease.target, lease);
+    for (const field of heldFields(lease)) if (!held.has(field)) held.set(field, record.seq);
     head = { seq: record.seq, hash: record.hash, offset };
   }
-  await registry.replace(token, leases.values(), head);
+  await registry.replace(token, leases.values(), head, held);
   return summarize(records, leases.values(), head);
 }
 

@@ -11,6 +11,8 @@ import { LIVE_STATES, Lease, LeasePayload, isQuarantineAction, leasePayload, typ
  * Redis keys (all under the configured prefix):
  *   <prefix>:leases             hash    target -> lease JSON (canonical)
  *   <prefix>:leases:by-expiry   zset    target scored by expiresAt, for pending and applied leases
+ *   <prefix>:leases:held        hash    "<incidentId> <target>" -> seq of the first record that had
+ *                                        the target applied with that incident among its holders
  *   <prefix>:ledger:head        string  {seq, hash, offset} of the last record applied to the view
  * Only the ledger writer changes these keys, and only while it holds the writer lock (every
  * write is fenced by the lock token); everything else reads.
@@ -20,6 +22,7 @@ export function ledgerKeys(prefix: string) {
   return {
     leases: `${prefix}:leases`,
     byExpiry: `${prefix}:leases:by-expiry`,
+    held: `${prefix}:leases:held`,
     head: `${prefix}:ledger:head`,
     lock: `${prefix}:ledger:lock`,
     epoch: `${prefix}:ledger:epoch`,
@@ -45,6 +48,15 @@ export function leaseAfter(record: LedgerRecord): Lease | undefined {
   return { ...leasePayload(LeasePayload.parse(record.after)), ledgerSeq: record.seq };
 }
 
+/** The `held` fields a record's lease sets: one per holder of an applied lease. */
+export function heldFields(lease: Lease | undefined): string[] {
+  return lease?.state === 'applied' ? lease.holders.map((h) => heldField(h, lease.target)) : [];
+}
+
+function heldField(incidentId: string, target: string): string {
+  return `${incidentId} ${target}`;
+}
+
 export function isLive(lease: Lease): boolean {
   return LIVE_STATES.has(lease.state);
 }
@@ -58,7 +70,8 @@ end
 /**
  * Applies one record: only on top of the record before it (head seq = seq - 1). Returns 1 applied,
  * 0 already applied (head at or past seq), -1 the view lags (head below seq - 1): catch up first.
- * KEYS: lock, head, leases, byExpiry. ARGV: token, seq, head JSON, target ('' = no lease change), lease JSON, score ('' = not live).
+ * KEYS: lock, head, leases, byExpiry, held. ARGV: token, seq, head JSON, target ('' = no lease change), lease JSON,
+ * score ('' = not live), then the held fields to set.
  */
 const APPLY = `${FENCE}
 local current = redis.call('GET', KEYS[2])
@@ -71,22 +84,25 @@ if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
   if ARGV[6] ~= '' then redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4]) else redis.call('ZREM', KEYS[4], ARGV[4]) end
 end
+for i = 7, #ARGV do redis.call('HSETNX', KEYS[5], ARGV[i], seq) end
 redis.call('SET', KEYS[2], ARGV[3])
 return 1
 `;
 
 /**
- * Replaces the whole view at once (rebuild). KEYS: lock, head, leases, byExpiry.
- * ARGV: token, head JSON ('' = empty ledger), then target, lease JSON, score ('' = not live) per lease.
+ * Replaces the whole view at once (rebuild). KEYS: lock, head, leases, byExpiry, held.
+ * ARGV: token, head JSON ('' = empty ledger), held JSON ({field: seq}), then target, lease JSON,
+ * score ('' = not live) per lease.
  */
 const REPLACE = `${FENCE}
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-for i = 3, #ARGV, 3 do
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+for field, seq in pairs(cjson.decode(ARGV[3])) do redis.call('HSET', KEYS[5], field, seq) end
+for i = 4, #ARGV, 3 do
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
   if ARGV[i + 2] ~= '' then redis.call('ZADD', KEYS[4], ARGV[i + 2], ARGV[i]) end
 end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
-return (#ARGV - 2) / 3
+return (#ARGV - 3) / 3
 `;
 
 function rethrowFenced(err: unknown): never {
@@ -107,6 +123,11 @@ export class QuarantineRegistry {
   async get(target: string): Promise<Lease | undefined> {
     const json = await this.redis.hget(this.keys.leases, target);
     return json === null ? undefined : (JSON.parse(json) as Lease);
+  }
+
+  /** Whether the target was ever contained (applied) with the incident among its holders. */
+  async everHeld(incidentId: string, target: string): Promise<boolean> {
+    return (await this.redis.hexists(this.keys.held, heldField(incidentId, target))) === 1;
   }
 
   /** How many leases are live (pending or applied): the by-expiry index holds exactly those. */
@@ -153,28 +174,32 @@ export class QuarantineRegistry {
     const result = await this.redis
       .eval(
         APPLY,
-        4,
+        5,
         this.keys.lock,
         this.keys.head,
         this.keys.leases,
         this.keys.byExpiry,
+        this.keys.held,
         token,
         record.seq,
         JSON.stringify(head),
         lease?.target ?? '',
         lease ? canonicalJson(lease) : '',
         lease && isLive(lease) ? lease.expiresAt : '',
+        ...heldFields(lease),
       )
       .catch(rethrowFenced);
     return result === 1 ? 'applied' : result === 0 ? 'already' : 'lagging';
   }
 
   /** Replaces the whole view (leases, expiry schedule, head) in one atomic step, fenced by the lock token. */
-  async replace(token: string, leases: Iterable<Lease>, head: (ChainHead & { offset: string }) | undefined): Promise<void> {
-    const args: (string | number)[] = [token, head && head.seq > 0 ? JSON.stringify({ seq: head.seq, hash: head.hash, offset: head.offset }) : ''];
+  async replace(token: string, leases: Iterable<Lease>, head: (ChainHead & { offset: string }) | undefined, held: ReadonlyMap<string, number> = new Map()): Promise<void> {
+    const headJson = head && head.seq > 0 ? JSON.stringify({ seq: head.seq, hash: head.hash, offset: head.offset }) : '';
+    // cjson decodes an empty object and an empty array alike; either is a table with no pairs.
+    const args: (string | number)[] = [token, headJson, JSON.stringify(Object.fromEntries(held))];
     for (const lease of leases) args.push(lease.target, canonicalJson(lease), isLive(lease) ? lease.expiresAt : '');
     await this.redis
-      .eval(REPLACE, 4, this.keys.lock, this.keys.head, this.keys.leases, this.keys.byExpiry, ...args)
+      .eval(REPLACE, 5, this.keys.lock, this.keys.head, this.keys.leases, this.keys.byExpiry, this.keys.held, ...args)
       .catch(rethrowFenced);
   }
 }

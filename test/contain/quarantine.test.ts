@@ -84,6 +84,26 @@ describe('quarantine leases on the real ledger', () => {
     await ledger.close();
   });
 
+  it('contains a target at most once per incident: a step retried after the hold ended (or joining a later lease) leaves it alone', async () => {
+    let now = Date.now();
+    const { ledger, enforcer, q } = await setup('once-per-incident', () => now);
+    await q.contain(req('inc-a', 10_000));
+    now += 11_000;
+    expect((await q.release(web.entity, { actor: 'service:cordon', reason: 'lease expired', expired: true }))?.state).toBe('expired');
+    const seq = ledger.head.seq;
+
+    // The step's job retried after a restart that outlasted the TTL: nothing applied again, nothing recorded.
+    expect((await q.contain(req('inc-a', 10_000))).state).toBe('expired');
+    expect(ledger.head.seq).toBe(seq);
+    expect(await enforcer.changes(web)).toEqual({ applied: 1, reverted: 1 });
+
+    // Another incident still contains it, and the first one's retry does not join that lease.
+    expect((await q.contain(req('inc-b', 10_000))).holders).toEqual(['inc-b']);
+    expect((await q.contain(req('inc-a', 60_000))).holders).toEqual(['inc-b']);
+    expect(await enforcer.changes(web)).toEqual({ applied: 2, reverted: 1 });
+    await ledger.close();
+  });
+
   it('expires only once the expiry has passed, for every holder at once', async () => {
     let now = Date.now();
     const { ledger, enforcer, q } = await setup('expiry', () => now);

@@ -91,6 +91,7 @@ async function registrySnapshot(prefix: string) {
   return {
     leases: await redis.hgetall(keys.leases),
     byExpiry: await redis.zrange(keys.byExpiry, 0, -1, 'WITHSCORES'),
+    held: await redis.hgetall(keys.held),
     head: await redis.get(keys.head),
   };
 }
@@ -388,10 +389,13 @@ describe('the quarantine registry, rebuilt from the ledger alone', () => {
     expect(byTarget['pod:e']).toMatchObject({ state: 'failed' });
     expect(byTarget['pod:f']).toMatchObject({ state: 'pending', holders: ['inc-7'] });
     const before = await registrySnapshot(prefix);
+    // Who ever held what, applied: a pending lease (pod:f) or one that failed (pod:e) holds nobody.
+    expect(Object.keys(before.held)).toEqual(expect.arrayContaining(['inc-2 pod:a', 'inc-3 pod:b']));
+    expect(Object.keys(before.held).filter((f) => /pod:[ef]$/.test(f))).toEqual([]);
     expect(before.byExpiry).toEqual(['pod:f', String(T0 + 10 * 60_000), 'pod:a', String(T0 + 30 * 60_000), 'pod:b', String(T0 + 120 * 60_000)]);
 
     expect(await wipe(prefix)).toBeGreaterThanOrEqual(4);
-    expect(await registrySnapshot(prefix)).toEqual({ leases: {}, byExpiry: [], head: null });
+    expect(await registrySnapshot(prefix)).toEqual({ leases: {}, byExpiry: [], held: {}, head: null });
 
     const rebuilt = await cordon(config, 'audit', 'rebuild', '--no-record');
     expect(rebuilt.exitCode).toBe(0);
