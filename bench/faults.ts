@@ -18,6 +18,7 @@ import { Scenario } from '../src/simulate/scenario';
 import { buildAttack, type Attack } from './attack';
 import { isolatedKafka } from './run-config';
 import { freePort, OUTPUT_DIR, REPO_ROOT, startCordon, writeConfig, type CordonProcess } from './support/cordon-process';
+import { PrivateRedis } from './support/private-redis';
 
 /**
  * `npm run faults`: the service under faults, one row each, as a table. Every row runs a real
@@ -33,23 +34,25 @@ import { freePort, OUTPUT_DIR, REPO_ROOT, startCordon, writeConfig, type CordonP
  *   - no quarantine lost or applied twice: every attack's root quarantined, with one `applied`
  *     transition and one real change per target;
  *   - every quarantine released within 2 s of its expiry, or of Cordon being up again if it was
- *     down at the expiry;
+ *     down at the expiry: released is when the label store really restored the target (its own
+ *     clock); the ledger's record of it may follow later when the ledger (Kafka) was down;
  *   - the ledger verifies.
  *
  * FAULTS (comma list) picks rows. Default: the rows that touch only this run's own processes and
- * connections: sigkill, flaky-enforcer, redis-clients. The rows that restart shared
- * infrastructure (kafka, elasticsearch) run only when named, since other work uses the same broker
- * and cluster: FAULTS=kafka,elasticsearch. Redis is an external shared instance here that
- * scripts/stack.sh does not restart; the redis-clients row kills Cordon's own connections
- * (CLIENT KILL ADDR of the sockets the Cordon process holds), several times over a few seconds.
+ * connections: sigkill, flaky-enforcer, redis, redis-clients. The redis row gives its Cordon a
+ * Redis of its own (bench/support/private-redis.ts: redis-server with an append-only file) and
+ * restarts it mid-attack; redis-clients kills Cordon's connections to the shared Redis (CLIENT KILL
+ * ADDR of the sockets the Cordon process holds) several times over a few seconds. The rows that
+ * restart shared infrastructure (kafka, elasticsearch) run only when named, since other work uses
+ * the same broker and cluster: FAULTS=kafka,elasticsearch.
  */
-const ROWS = ['sigkill', 'flaky-enforcer', 'redis-clients', 'kafka', 'elasticsearch'] as const;
+const ROWS = ['sigkill', 'flaky-enforcer', 'redis', 'redis-clients', 'kafka', 'elasticsearch'] as const;
 type Row = (typeof ROWS)[number];
 
 const Env = z.object({
   FAULTS: z
     .string()
-    .default('sigkill,flaky-enforcer,redis-clients')
+    .default('sigkill,flaky-enforcer,redis,redis-clients')
     .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
     .pipe(z.array(z.enum(ROWS)).min(1)),
   FAULTS_TTL_S: z.coerce.number().int().min(3).max(300).default(8),
@@ -73,8 +76,10 @@ interface Result {
   released: number;
   lost: number;
   duplicated: number;
-  /** The slowest release after it was due (ms, 0 when early), or NaN without releases. */
+  /** The slowest release (the target restored) after it was due (ms, 0 when early), or NaN without releases. */
   slowestMs: number;
+  /** The longest the ledger's record of a release came after the release itself (ms), or NaN. */
+  recordLagMs: number;
   ledger: string;
   violations: string[];
   note: string;
@@ -103,6 +108,7 @@ class Trial {
   private kafka!: Kafka;
   private admin!: Admin;
   private redis!: Redis;
+  private privateRedis: PrivateRedis | undefined;
   private produced = 0;
   private note = '';
 
@@ -129,10 +135,16 @@ class Trial {
       await this.admin.deleteTopics({ topics: cordonTopics(this.config).map((t) => t.topic) }).catch(() => {});
       await this.admin.disconnect();
       this.redis.disconnect();
+      await this.privateRedis?.remove();
     }
   }
 
   private async setup(): Promise<void> {
+    if (this.row === 'redis') {
+      this.privateRedis = new PrivateRedis(await freePort());
+      await this.privateRedis.start();
+    }
+    const redisUrl = this.privateRedis?.url ?? this.env.CORDON_REDIS_URL;
     const raw = {
       log: { level: 'warn' },
       kafka: {
@@ -141,7 +153,7 @@ class Trial {
         inputs: [{ topic: `${this.id}.flows`, format: 'auto' }, { topic: `${this.id}.anomalies`, format: 'cordon' }],
         ...isolatedKafka(this.id),
       },
-      redis: { url: this.env.CORDON_REDIS_URL, keyPrefix: this.id },
+      redis: { url: redisUrl, keyPrefix: this.id },
       http: { port: await freePort() },
       ingest: { maxEventAgeMs: 0 },
       correlate: { snapshotIntervalMs: 500 },
@@ -161,7 +173,8 @@ class Trial {
     this.admin = this.kafka.admin();
     await this.admin.connect();
     await ensureTopics(this.admin, cordonTopics(this.config));
-    this.redis = new Redis(this.env.CORDON_REDIS_URL);
+    this.redis = new Redis(redisUrl);
+    this.redis.on('error', () => undefined); // the redis row restarts it: ioredis reconnects by itself
     await this.start();
   }
 
@@ -212,6 +225,13 @@ class Trial {
       case 'flaky-enforcer':
         this.note = 'every other enforcer call fails (CORDON_FAULT=flaky-enforcer)';
         return;
+      case 'redis':
+        return this.restart('redis', async () => {
+          await sleep(3_000);
+          await this.privateRedis!.stop();
+          await sleep(3_000);
+          await this.privateRedis!.start();
+        });
       case 'redis-clients':
         return this.killRedisClients();
       case 'kafka':
@@ -244,7 +264,7 @@ class Trial {
   private async restart(what: string, action: () => Promise<void>): Promise<void> {
     const from = Date.now();
     await action();
-    this.note = `${what} ${what === 'kafka' ? 'restarted' : 'stopped'}, back after ${((Date.now() - from) / 1000).toFixed(0)} s`;
+    this.note = `${what} ${what === 'elasticsearch' ? 'stopped' : 'restarted'}, back after ${((Date.now() - from) / 1000).toFixed(0)} s`;
   }
 
   /** Waits until every attack's incident counts all its records and every lease has ended. */
@@ -305,15 +325,18 @@ class Trial {
     for (const l of all) {
       const changes = await labelstore.changes({ entity: l.target, kind: 'pod' });
       if (l.appliedCount > 1 || changes.applied > 1) appliedTwice++;
+      l.restoredAt = changes.revertedAt;
     }
     if (appliedTwice > 0) violations.push(`${appliedTwice} quarantine(s) applied twice`);
     const neverQuarantined = this.attacks.filter((a) => !all.some((l) => l.target === a.root && l.appliedCount > 0)).length;
     if (neverQuarantined > 0) violations.push(`${neverQuarantined} attack(s) never quarantined`);
-    const unreleased = all.filter((l) => !l.endedAt);
+    const unreleased = all.filter((l) => !l.endedAt || !l.restoredAt);
     if (unreleased.length > 0) violations.push(`${unreleased.length} quarantine(s) never released`);
-    const late = all.filter((l) => l.endedAt && l.endedAt - this.dueAt(l.expiresAt) > ON_TIME_MS);
-    if (late.length > 0) violations.push(`${late.length} released late (worst ${Math.max(...late.map((l) => l.endedAt! - this.dueAt(l.expiresAt)))} ms after due)`);
-    const lastLate = all.filter((l) => l.endedAt).map((l) => l.endedAt! - this.dueAt(l.expiresAt));
+    const released = all.filter((l) => l.endedAt && l.restoredAt);
+    const lateness = released.map((l) => l.restoredAt! - this.dueAt(l.expiresAt));
+    const late = lateness.filter((ms) => ms > ON_TIME_MS);
+    if (late.length > 0) violations.push(`${late.length} released late (worst ${Math.max(...late)} ms after due)`);
+    const recordLags = released.map((l) => l.endedAt! - l.restoredAt!);
     const verify = await verifyLedger(this.kafka, this.config.kafka.topics.ledger);
     if (!verify.ok) violations.push(`ledger broken at seq ${verify.seq}: ${verify.reason}`);
     if (this.row === 'elasticsearch') this.note += `; ${await this.indexed(incidents.map((i) => i.id))}`;
@@ -323,10 +346,11 @@ class Trial {
       produced: this.produced,
       incidents: incidents.length,
       applied: all.filter((l) => l.appliedCount > 0).length,
-      released: all.filter((l) => l.endedAt).length,
+      released: released.length,
       lost: lostEvents + lostIncidents + neverQuarantined,
       duplicated: dupEvents + dupIncidents + appliedTwice,
-      slowestMs: lastLate.length ? Math.max(0, ...lastLate) : NaN,
+      slowestMs: lateness.length ? Math.max(0, ...lateness) : NaN,
+      recordLagMs: recordLags.length ? Math.max(0, ...recordLags) : NaN,
       ledger: verify.ok ? `verifies (${verify.count})` : 'BROKEN',
       violations,
       note: this.note,
@@ -379,7 +403,10 @@ interface LeaseView {
   target: string;
   expiresAt: number;
   appliedCount: number;
+  /** When the ledger recorded its end. */
   endedAt?: number;
+  /** When the label store restored the target. */
+  restoredAt?: number;
 }
 
 /** Each lease (a target's quarantine from pending to its end) as the ledger tells it. */
@@ -478,7 +505,7 @@ function writePlaybook(id: string, ttlS: number): string {
 }
 
 function printTable(results: Result[]): void {
-  const head = ['fault', 'events produced', 'incidents', 'quarantines applied', 'released', 'lost', 'duplicated', 'slowest release', 'ledger', 'invariants'];
+  const head = ['fault', 'events produced', 'incidents', 'quarantines applied', 'released', 'lost', 'duplicated', 'slowest release', 'ledger record after release', 'ledger', 'invariants'];
   const rows = results.map((r) => [
     r.fault,
     String(r.produced),
@@ -488,6 +515,7 @@ function printTable(results: Result[]): void {
     String(r.lost),
     String(r.duplicated),
     Number.isFinite(r.slowestMs) ? `${r.slowestMs} ms after due` : '-',
+    Number.isFinite(r.recordLagMs) ? `≤ ${r.recordLagMs} ms` : '-',
     r.ledger,
     r.violations.length ? `VIOLATED: ${r.violations.join('; ')}` : 'all hold',
   ]);

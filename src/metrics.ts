@@ -53,7 +53,71 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly quarantineChanges = new Counter({
+    name: 'cordon_quarantine_changes_total',
+    help: 'Quarantine lease changes recorded in the ledger, by kind (applied, released, expired, failed).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly quarantinesActive = new Gauge({
+    name: 'cordon_quarantines_active',
+    help: 'Quarantines in force or being applied (live leases), as the registry holds them when scraped.',
+    registers: [this.registry],
+    collect: async () => {
+      const live = await this.sources.liveLeases?.().catch(() => undefined);
+      if (live !== undefined) this.quarantinesActive.set(live);
+    },
+  });
+
+  readonly alerts = new Counter({
+    name: 'cordon_alerts_total',
+    help: 'SIEM alerts posted to /api/alerts/*, by source and outcome (accepted, refused, unavailable).',
+    labelNames: ['source', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly siemDocuments = new Counter({
+    name: 'cordon_siem_documents_total',
+    help: 'Documents handed to a SIEM since start, by sink and outcome (enqueued, written, duplicate, failed, refused).',
+    labelNames: ['sink', 'outcome'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const figures = this.sources.siem?.();
+      if (!figures) return;
+      this.siemDocuments.reset();
+      for (const [sink, outcomes] of Object.entries(figures.documents)) {
+        for (const [outcome, n] of Object.entries(outcomes)) this.siemDocuments.inc({ sink, outcome }, n);
+      }
+    },
+  });
+
+  readonly siemPending = new Gauge({
+    name: 'cordon_siem_pending',
+    help: 'Documents waiting for Elasticsearch in the durable outbox (it is down, or behind).',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      const pending = await this.sources.siemPending?.().catch(() => undefined);
+      if (pending !== undefined) this.siemPending.set({ sink: 'elasticsearch' }, pending);
+    },
+  });
+
+  private sources: MetricSources = {};
+
+  /** Figures that other parts of the service own, read when Prometheus scrapes. */
+  watch(sources: MetricSources): void {
+    this.sources = { ...this.sources, ...sources };
+  }
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'cordon_' });
   }
+}
+
+export interface MetricSources {
+  liveLeases?: () => Promise<number>;
+  /** Documents per sink and outcome, since start. */
+  siem?: () => { documents: Record<string, Record<string, number>> } | undefined;
+  siemPending?: () => Promise<number>;
 }

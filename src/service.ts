@@ -73,6 +73,7 @@ export class Service {
           config,
           enforcers,
           statusRequests,
+          metrics: this.metrics,
           log: log.child({ stage: 'contain' }),
         })
       : undefined;
@@ -83,6 +84,11 @@ export class Service {
     if (config.alerts.enabled && !alertsTo) log.warn('no input topic reads Cordon anomalies (format cordon or auto): /api/alerts/* is off');
     const alerts = alertsTo ? new AlertPublisher(this.kafka, alertsTo) : undefined;
     this.alerts = alerts;
+    this.metrics.watch({
+      ...(containment ? { liveLeases: async () => (containment.isRunning() ? containment.quarantines.registry.liveCount() : 0) } : {}),
+      ...(siem ? { siem: () => siem.figures() } : {}),
+      ...(siem?.elasticsearch ? { siemPending: () => siem.elasticsearch!.pending() } : {}),
+    });
     this.http = createHttpServer({
       log,
       metrics: this.metrics,
@@ -107,7 +113,7 @@ export class Service {
     registerConsoleApi(this.http, { containment: () => (containment?.isRunning() ? containment : undefined), incidents: this.correlator.incidents, tokens: config.auth.tokens, flows, ledger: ledgerIndex });
     registerConsole(this.http);
     registerIncidentRoutes(this.http, { incidents: this.correlator.incidents, requests: statusRequests, tokens: config.auth.tokens, audit: (entry) => this.auditDecision(entry) });
-    if (alerts) registerAlertRoutes(this.http, { config: config.alerts, tokens: config.auth.tokens, publisher: alerts, log: log.child({ component: 'alerts' }) });
+    if (alerts) registerAlertRoutes(this.http, { config: config.alerts, tokens: config.auth.tokens, publisher: alerts, metrics: this.metrics, log: log.child({ component: 'alerts' }) });
     this.stages.push(
       { name: 'redis', start: () => this.redis.connect(), stop: async () => void this.redis.disconnect() },
       { name: 'topics', start: () => this.createTopics(), stop: async () => {} },

@@ -17,6 +17,7 @@ import { formatIssue, loadPlaybooks, type LoadedPlaybook } from '../playbook/loa
 import { CircuitBreaker } from './breaker';
 import type { IncidentStatus } from '../correlate/incident';
 import type { StatusRequests } from '../incidents/status-requests';
+import type { Metrics } from '../metrics';
 import { incidentStatuses } from './incident-status';
 import { Quarantines, type QuarantineChange } from './quarantine';
 import { PlaybookRunner, jobSafe } from './runner';
@@ -30,6 +31,7 @@ export interface ContainmentDeps {
   enforcers: ReadonlyMap<string, Enforcer>;
   /** Where incident status changes are asked for (the correlator owns incidents); none = statuses stay as they are. */
   statusRequests?: StatusRequests;
+  metrics?: Metrics;
   log: Logger;
   clock?: () => number;
 }
@@ -162,6 +164,7 @@ export class Containment {
    * API). Incident lifecycle transitions hook in here.
    */
   private async onQuarantineChange(change: QuarantineChange): Promise<void> {
+    this.deps.metrics?.quarantineChanges.inc({ kind: change.kind });
     this.deps.log.info(
       { target: change.lease.target, incident: change.incidentId, state: change.lease.state, holders: change.lease.holders, actor: change.actor },
       `quarantine ${change.kind}`,
@@ -211,7 +214,8 @@ export class Containment {
       target: lease.target,
       before: lease.labels,
       after: seen.labels,
-      reason: `quarantine labels changed outside Cordon: ${signature}`,
+      reason: `quarantine labels changed outside Cordon: ${signature} (held for ${lease.holders.join(', ')})`,
+      ...(lease.holders[0] ? { incidentId: lease.holders[0] } : {}),
     });
   }
 

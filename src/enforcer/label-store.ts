@@ -21,10 +21,22 @@ export class LabelStoreEnforcer implements Enforcer {
     return `${this.prefix}:labelstore:${target.entity}`;
   }
 
-  /** How many times labels were really changed on the target (applies and reverts that did something). */
-  async changes(target: Target): Promise<{ applied: number; reverted: number }> {
-    const [a, r] = await this.redis.hmget(`${this.prefix}:labelstore:changes:${target.entity}`, 'applied', 'reverted');
-    return { applied: Number(a ?? 0), reverted: Number(r ?? 0) };
+  private changesKey(target: Target): string {
+    return `${this.prefix}:labelstore:changes:${target.entity}`;
+  }
+
+  /**
+   * How many times labels were really changed on the target (applies and reverts that did
+   * something), and when the last of each happened (epoch ms): when the target was really
+   * contained and restored, whatever the ledger says and whenever it says it.
+   */
+  async changes(target: Target): Promise<{ applied: number; reverted: number; appliedAt?: number; revertedAt?: number }> {
+    const [a, r, aAt, rAt] = await this.redis.hmget(this.changesKey(target), 'applied', 'reverted', 'appliedAt', 'revertedAt');
+    return { applied: Number(a ?? 0), reverted: Number(r ?? 0), ...(aAt ? { appliedAt: Number(aAt) } : {}), ...(rAt ? { revertedAt: Number(rAt) } : {}) };
+  }
+
+  private async counted(target: Target, change: 'applied' | 'reverted'): Promise<void> {
+    await this.redis.multi().hincrby(this.changesKey(target), change, 1).hset(this.changesKey(target), `${change}At`, Date.now()).exec();
   }
 
   async setLabels(target: Target, labels: Record<string, string>): Promise<void> {
@@ -39,7 +51,7 @@ export class LabelStoreEnforcer implements Enforcer {
     const changed = Object.entries(req.labels).some(([k, v]) => before[k] !== v);
     if (changed) {
       await this.redis.hset(this.key(req.target), req.labels);
-      await this.redis.hincrby(`${this.prefix}:labelstore:changes:${req.target.entity}`, 'applied', 1);
+      await this.counted(req.target, 'applied');
     }
     return { target: req.target, labels: prior, takenAt: Date.now() };
   }
@@ -56,7 +68,7 @@ export class LabelStoreEnforcer implements Enforcer {
         changed = true;
       }
     }
-    if (changed) await this.redis.hincrby(`${this.prefix}:labelstore:changes:${snapshot.target.entity}`, 'reverted', 1);
+    if (changed) await this.counted(snapshot.target, 'reverted');
   }
 
   async observe(target: Target): Promise<Observation> {

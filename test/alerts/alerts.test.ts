@@ -158,4 +158,14 @@ describe('inbound SIEM alerts (real Service, real Kafka)', () => {
     ]).then((all) => all.map((r) => r.status));
     expect(statuses).toEqual([401, 401, 403, 403, 403]);
   });
+
+  it('counts every post on /metrics by source and outcome', async () => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const count = (source: string, outcome: string) => Number(new RegExp(`^cordon_alerts_total\\{source="${source}",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    expect(count('splunk', 'accepted')).toBeGreaterThanOrEqual(1);
+    expect(count('elastic', 'accepted')).toBeGreaterThanOrEqual(1);
+    expect(count('splunk', 'unauthorized')).toBe(4);
+    expect(count('elastic', 'unauthorized')).toBe(1);
+    expect(count('splunk', 'refused') + count('elastic', 'refused')).toBeGreaterThanOrEqual(1);
+  });
 });

@@ -253,7 +253,13 @@ describe('containment end to end (real Kafka, Redis, BullMQ; the label-store enf
     const records = await ledgerOf(config);
     const drift = records.filter((r) => r.action === 'drift_detected');
     expect(drift).toHaveLength(1);
-    expect(drift[0]).toMatchObject({ actor: 'service:cordon', target: base.root, reason: 'quarantine labels changed outside Cordon: cordon.io/quarantine=false' });
+    const holder = records.find((r) => r.action === 'incident_raised')!.incidentId;
+    expect(drift[0]).toMatchObject({
+      actor: 'service:cordon',
+      target: base.root,
+      incidentId: holder,
+      reason: `quarantine labels changed outside Cordon: cordon.io/quarantine=false (held for ${holder})`,
+    });
     expect((await labels.observe(target)).labels).toEqual({ app: 'erp' });
   });
 

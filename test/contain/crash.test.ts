@@ -78,7 +78,7 @@ describe('SIGKILL at every step of a playbook run (real cordon process, Kafka, R
     await second.stop();
     expect(second.exitStatus).toEqual({ code: 0, signal: null });
 
-    expect(await labels.changes(target)).toEqual({ applied: 1, reverted: 1 });
+    expect(await labels.changes(target)).toMatchObject({ applied: 1, reverted: 1 });
     expect((await labels.observe(target)).labels).toEqual({ app: 'crm', 'cordon.io/quarantine': 'false' });
     const records = await ledgerRecords(kafka, config);
     const quarantine = records.filter((r) => r.target === incident.root && r.action.startsWith('quarantine_')).map(leaseStep);

@@ -93,7 +93,7 @@ describe('a lease that expires while cordon is down', () => {
     expect(releaseMs).toBeGreaterThanOrEqual(0);
     expect(releaseMs).toBeLessThan(2_000);
     expect((await labels.observe(target)).labels).toEqual({ app: 'billing' });
-    expect(await labels.changes(target)).toEqual({ applied: 1, reverted: 1 });
+    expect(await labels.changes(target)).toMatchObject({ applied: 1, reverted: 1 });
     expect(records.filter((r) => r.target === incident.root && r.action.startsWith('quarantine_')).map(leaseStep)).toEqual([
       'quarantine_applied:pending',
       'quarantine_applied:applied',

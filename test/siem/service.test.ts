@@ -179,4 +179,15 @@ describe('SIEM stage of the running service (real Kafka, Redis, Elasticsearch; S
       await admin.disconnect();
     }
   });
+
+  it('reports quarantines and SIEM deliveries on /metrics', async () => {
+    const port = (service.http.server.address() as { port: number }).port;
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    expect(value('cordon_quarantine_changes_total{kind="applied"}')).toBeGreaterThanOrEqual(1);
+    expect(value('cordon_quarantines_active')).toBe((await service.containment!.quarantines.registry.liveCount()));
+    expect(value('cordon_siem_documents_total{sink="elasticsearch",outcome="written"}')).toBeGreaterThanOrEqual(3);
+    expect(value('cordon_siem_documents_total{sink="splunk",outcome="written"}')).toBeGreaterThanOrEqual(3);
+    expect(value('cordon_siem_pending{sink="elasticsearch"}')).toBeGreaterThanOrEqual(0);
+  });
 });
