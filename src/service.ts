@@ -9,6 +9,7 @@ import { enforcersFrom, prepareEnforcers } from './enforcer/registry';
 import { registerConsole } from './console/console';
 import { LedgerIndex } from './ledger/incident-index';
 import { FlowHistory } from './flows/history';
+import { FlowRecorder } from './flows/recorder';
 import { registerApi } from './http/api';
 import { Unavailable } from './http/errors';
 import { registerIncidentRoutes } from './incidents/routes';
@@ -60,7 +61,7 @@ export class Service {
       config,
       log: log.child({ stage: 'correlate' }),
       metrics: this.metrics,
-      flows,
+      flows: new FlowRecorder(flows),
     });
     const correlator = this.correlator;
     const enforcers = enforcersFrom(config, this.redis, log);

@@ -2,7 +2,7 @@ import type Redis from 'ioredis';
 import type { Batch, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import { CoPartitionedAssigner } from '../assigner';
 import type { Config } from '../config';
-import type { FlowHistory } from '../flows/history';
+import type { FlowRecorder } from '../flows/recorder';
 import { FETCH, partitionCount, sendInChunks } from '../kafka';
 import { IncidentStore, type StoreItem } from '../incidents/store';
 import { decodeStatusRequests } from '../incidents/status-requests';
@@ -46,7 +46,7 @@ export interface CorrelatorDeps {
   log: Logger;
   metrics: Metrics;
   clock?: () => number;
-  flows?: FlowHistory;
+  flows?: FlowRecorder;
 }
 
 /**
@@ -108,6 +108,7 @@ export class Correlator {
     this.running = false;
     await this.inFlight;
     await this.snapshotAll().catch((err) => this.deps.log.error({ err }, 'final snapshot failed'));
+    await this.deps.flows?.flush();
     await this.consumer.disconnect();
     await this.producer.disconnect();
   }
@@ -146,7 +147,7 @@ export class Correlator {
       }
       for (const change of this.engine.ingest(event)) changes.push(change);
     }
-    void this.deps.flows?.record(admitted.map((a) => a.event));
+    this.deps.flows?.add(admitted.map((a) => a.event));
     return { changes, dead, applied: admitted.length - duplicates, duplicates };
   }
 

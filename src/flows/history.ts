@@ -17,6 +17,27 @@ import type { Logger } from '../logger';
 export const HOUR_MS = 3_600_000;
 const RETENTION_SEC = 26 * 3600;
 
+/**
+ * Adds counts to many hashes in one command, so a batch of thousands of flows is a few commands to
+ * encode, not thousands. ARGV: the retention, then for each key its field count and field, count pairs.
+ */
+const ADD_COUNTS = `
+local i = 2
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, n do
+    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+  redis.call('EXPIRE', KEYS[k], ARGV[1])
+end
+return #KEYS
+`;
+
+/** Arguments per ADD_COUNTS call, well under what a spread call and Redis take at once. */
+const ARGS_PER_CALL = 8_000;
+
 export type Direction = 'in' | 'out';
 export type Verdict = 'allowed' | 'denied';
 
@@ -116,6 +137,31 @@ export interface FlowHistoryOptions {
   retentionSec?: number;
 }
 
+/** The keys and arguments of each ADD_COUNTS call (retention left out); an entity's fields may span calls. */
+function* addCountsCalls(counts: ReadonlyMap<string, ReadonlyMap<string, number>>, keyOf: (entity: string) => string): Generator<[string[], Array<string | number>]> {
+  let keys: string[] = [];
+  let args: Array<string | number> = [];
+  for (const [entity, fields] of counts) {
+    let n = 0;
+    let at = -1;
+    for (const [field, count] of fields) {
+      if (at < 0) {
+        keys.push(keyOf(entity));
+        at = args.push(0) - 1;
+      }
+      args.push(field, count);
+      args[at] = ++n;
+      if (keys.length + args.length < ARGS_PER_CALL) continue;
+      yield [keys, args];
+      keys = [];
+      args = [];
+      n = 0;
+      at = -1;
+    }
+  }
+  if (keys.length > 0) yield [keys, args];
+}
+
 export class FlowHistory {
   private readonly clock: () => number;
   private readonly retentionSec: number;
@@ -134,14 +180,20 @@ export class FlowHistory {
    * hiccup here must not fail (and so re-run) the correlator's batch; it is logged instead.
    */
   async record(events: readonly CordonEvent[]): Promise<void> {
-    const counts = tally(events);
+    await this.write(tally(events), this.hour());
+  }
+
+  /** The hour (epoch ms / HOUR_MS) a flow seen now is counted in. */
+  hour(): number {
+    return Math.floor(this.clock() / HOUR_MS);
+  }
+
+  /** Adds counts (entity -> field -> count) to an hour's hashes in one pipeline; never throws, like record. */
+  async write(counts: ReadonlyMap<string, ReadonlyMap<string, number>>, hour: number): Promise<void> {
     if (counts.size === 0) return;
-    const hour = Math.floor(this.clock() / HOUR_MS);
     const pipeline = this.redis.pipeline();
-    for (const [entity, fields] of counts) {
-      const key = flowKey(this.prefix, entity, hour);
-      for (const [field, n] of fields) pipeline.hincrby(key, field, n);
-      pipeline.expire(key, this.retentionSec);
+    for (const [keys, args] of addCountsCalls(counts, (entity) => flowKey(this.prefix, entity, hour))) {
+      pipeline.eval(ADD_COUNTS, keys.length, ...keys, this.retentionSec, ...args);
     }
     try {
       const results = await pipeline.exec();
