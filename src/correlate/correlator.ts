@@ -13,6 +13,8 @@ import type { Metrics } from '../metrics';
 import { partitionFor } from '../partition';
 import { latestPerIncident } from './coalesce';
 import { CorrelationEngine, type Change, type EngineSnapshot } from './engine';
+import { StatusBacklog, type Waiting } from './status-backlog';
+import type { StatusRequest } from '../incidents/lifecycle';
 
 /** What a partition's snapshot holds: engine state, the dedup marks, and the offsets it is valid at. */
 interface PartitionSnapshot {
@@ -21,6 +23,8 @@ interface PartitionSnapshot {
   applied: Record<string, [number, number]>;
   /** Per topic read, the next offset of this partition to apply. */
   offsets: Record<string, string>;
+  /** Status requests still waiting for their incident. */
+  backlog?: Waiting[];
 }
 
 /** What applying one batch gave. */
@@ -35,6 +39,9 @@ interface Applied {
 interface Owned {
   applied: Map<string, [number, number]>;
   next: Map<string, string>;
+  backlog: StatusBacklog;
+  /** Results of an applied batch are not durable yet: no snapshot of this partition may be taken. */
+  unwritten: boolean;
 }
 
 export const CHANGE_HEADER = 'cordon-change';
@@ -71,6 +78,11 @@ export class Correlator {
   private lastSnapshot = 0;
   private running = false;
   private inFlight: Promise<void> | undefined;
+  /** Batches and snapshots queued or in progress. */
+  private pending = 0;
+  /** Batches were applied since the last snapshot. */
+  private dirty = false;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: CorrelatorDeps) {
     const { kafka, config } = deps;
@@ -97,6 +109,8 @@ export class Correlator {
     await this.consumer.subscribe({ topics: [...this.reads.keys(), this.deps.config.kafka.topics.lifecycle], fromBeginning: true });
     this.running = true;
     await this.consumer.run({ autoCommit: false, eachBatch: (p) => this.onBatch(p) });
+    this.idleTimer = setInterval(() => this.snapshotWhenIdle(), this.deps.config.correlate.snapshotIntervalMs);
+    this.idleTimer.unref();
   }
 
   /**
@@ -106,6 +120,7 @@ export class Correlator {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    clearInterval(this.idleTimer);
     await this.inFlight;
     await this.snapshotAll().catch((err) => this.deps.log.error({ err }, 'final snapshot failed'));
     await this.deps.flows?.flush();
@@ -119,8 +134,27 @@ export class Correlator {
 
   private onBatch(payload: EachBatchPayload): Promise<void> {
     if (!this.running) return Promise.resolve();
-    this.inFlight = this.applyBatch(payload);
-    return this.inFlight;
+    return this.exclusive(() => this.applyBatch(payload));
+  }
+
+  /**
+   * The last batch before a quiet spell is committed too, not only when the next batch comes: a
+   * restart then replays little, and a consumer's lag says what it has really not taken in.
+   */
+  private snapshotWhenIdle(): void {
+    if (!this.running || this.pending > 0 || !this.dirty) return;
+    void this.exclusive(() => this.snapshotAll()).catch((err) => this.deps.log.error({ err }, 'idle snapshot failed'));
+  }
+
+  /** Batches and snapshots run one at a time, in the order they come. */
+  private exclusive(work: () => Promise<void>): Promise<void> {
+    this.pending++;
+    const run = (this.inFlight ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(work)
+      .finally(() => void this.pending--);
+    this.inFlight = run;
+    return run;
   }
 
   private async applyBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
@@ -129,8 +163,11 @@ export class Correlator {
     const owned = this.owned.get(partition) ?? (await this.claim(partition));
     const { changes, dead, applied, duplicates } = topic === this.deps.config.kafka.topics.lifecycle ? this.applyStatusRequests(batch, owned) : this.applyEvents(batch, owned);
     owned.next.set(topic, String(Number(batch.lastOffset()) + 1));
+    this.dirty = true;
     await heartbeat();
-    await this.publish(changes, dead);
+    owned.unwritten = true;
+    await this.publishDurably(changes, dead, heartbeat);
+    owned.unwritten = false;
     this.record(applied, duplicates, started);
     if (this.clock() - this.lastSnapshot >= this.deps.config.correlate.snapshotIntervalMs) await this.snapshotAll();
   }
@@ -147,6 +184,7 @@ export class Correlator {
       }
       for (const change of this.engine.ingest(event)) changes.push(change);
     }
+    if (owned.backlog.size > 0) this.retryBacklog(owned, changes);
     this.deps.flows?.add(admitted.map((a) => a.event));
     return { changes, dead, applied: admitted.length - duplicates, duplicates };
   }
@@ -161,12 +199,51 @@ export class Correlator {
         duplicates++;
         continue;
       }
-      const result = this.engine.setStatus(request.incident, request.status);
-      changes.push(...result.changes);
-      const level = result.outcome === 'refused' || result.outcome === 'unknown' ? 'warn' : 'info';
-      this.deps.log[level]({ ...request, outcome: result.outcome, why: 'reason' in result ? result.reason : undefined }, 'status request');
+      if (this.applyStatus(request, changes) === 'unknown') this.wait(owned, request);
     }
     return { changes, dead, applied: requests.length - duplicates, duplicates };
+  }
+
+  private applyStatus(request: StatusRequest, changes: Change[]): 'applied' | 'unknown' {
+    const result = this.engine.setStatus(request.incident, request.status);
+    if (result.outcome === 'unknown') return 'unknown';
+    changes.push(...result.changes);
+    const level = result.outcome === 'refused' ? 'warn' : 'info';
+    this.deps.log[level]({ ...request, outcome: result.outcome, why: 'reason' in result ? result.reason : undefined }, 'status request');
+    return 'applied';
+  }
+
+  /** The incident is not (yet) rebuilt here: evidence replayed after a restart may bring it back. */
+  private wait(owned: Owned, request: StatusRequest): void {
+    this.deps.log.info({ ...request }, 'status request waits for its incident');
+    for (const dropped of owned.backlog.add(request, this.clock())) this.giveUp(dropped, 'the backlog is full');
+  }
+
+  private retryBacklog(owned: Owned, changes: Change[]): void {
+    for (const expired of owned.backlog.retry((r) => this.applyStatus(r, changes), this.clock())) this.giveUp(expired, 'its incident never came back');
+  }
+
+  private giveUp({ request, since }: Waiting, why: string): void {
+    this.deps.log.warn({ ...request, waitedMs: this.clock() - since }, `status request given up: ${why}`);
+  }
+
+  /**
+   * The batch's records are applied (and marked so): they will not be read again in this process,
+   * so their results are written however long it takes. Stopping gives up; the partition is then
+   * not snapshotted, and the next owner replays from the last snapshot.
+   */
+  private async publishDurably(changes: Change[], dead: Message[], heartbeat: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.publish(changes, dead);
+      } catch (err) {
+        if (!this.running) throw err;
+        const retryInMs = Math.min(5_000, 250 * 2 ** Math.min(attempt - 1, 5));
+        this.deps.log.error({ err, attempt, retryInMs }, 'incident changes not written yet; retrying, offsets stay uncommitted');
+        await new Promise((r) => setTimeout(r, retryInMs));
+        await heartbeat().catch(() => undefined);
+      }
+    }
   }
 
   private async publish(all: Change[], dead: Message[]): Promise<void> {
@@ -189,7 +266,12 @@ export class Correlator {
     const json = await this.deps.redis.get(this.snapshotKey(partition));
     const snap = json ? (JSON.parse(json) as PartitionSnapshot) : undefined;
     if (snap) this.engine.load(snap.engine);
-    const owned: Owned = { applied: new Map(Object.entries(snap?.applied ?? {})), next: new Map(Object.entries(snap?.offsets ?? {})) };
+    const owned: Owned = {
+      applied: new Map(Object.entries(snap?.applied ?? {})),
+      next: new Map(Object.entries(snap?.offsets ?? {})),
+      backlog: new StatusBacklog(snap?.backlog ?? []),
+      unwritten: false,
+    };
     this.owned.set(partition, owned);
     this.deps.log.info({ partition, restored: Boolean(snap), entities: snap?.engine.entities.length ?? 0 }, 'partition claimed');
     return owned;
@@ -209,16 +291,21 @@ export class Correlator {
 
   private async snapshotAll(): Promise<void> {
     this.lastSnapshot = this.clock();
-    const commits = [];
+    this.dirty = false;
+    const snaps: Array<[number, PartitionSnapshot]> = [];
     for (const [partition, owned] of this.owned) {
-      if (owned.next.size === 0) continue;
-      const snap: PartitionSnapshot = {
+      if (owned.next.size === 0 || owned.unwritten) continue;
+      snaps.push([partition, {
         engine: this.engine.snapshot((key) => partitionFor(key, this.partitions) === partition),
         applied: Object.fromEntries(owned.applied),
         offsets: Object.fromEntries(owned.next),
-      };
+        backlog: owned.backlog.toJSON(),
+      }]);
+    }
+    const commits = [];
+    for (const [partition, snap] of snaps) {
       await this.deps.redis.set(this.snapshotKey(partition), JSON.stringify(snap));
-      for (const [topic, offset] of owned.next) commits.push({ topic, partition, offset });
+      for (const [topic, offset] of Object.entries(snap.offsets)) commits.push({ topic, partition, offset });
     }
     if (commits.length > 0) await this.consumer.commitOffsets(commits);
     this.deps.metrics.trackedEntities.set(this.engine.size.entities);

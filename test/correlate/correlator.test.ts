@@ -3,6 +3,7 @@ import Redis from 'ioredis';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import type { Config } from '../../src/config';
 import { CHANGE_HEADER, Correlator } from '../../src/correlate/correlator';
+import { CorrelationEngine } from '../../src/correlate/engine';
 import type { Incident } from '../../src/correlate/incident';
 import { subjectKey, type CordonEvent } from '../../src/events';
 import { ORIGIN_HEADER } from '../../src/ingest/intake';
@@ -107,6 +108,49 @@ describe('the correlator against real Kafka and Redis', () => {
     expect(updated.counters.denied).toBe(2);
     expect(await metrics.registry.getSingleMetricAsString('cordon_correlate_events_total')).toMatch(/result="duplicate"\} 1/);
   });
+  it('a status request that comes before its incident\'s evidence waits for it, across a restart', async () => {
+    const config = await setup('early-status');
+    const [ws1, ws2] = [host('ws1', '10.1.0.1', 'workstation'), host('ws2', '10.1.0.2', 'workstation')];
+    const evidence = { event: denied(ws1, ws2, 135, T0), origin: 'in/0/10/0' };
+    // The id the incident will have (the engine is deterministic): as containment would know it
+    // from before a restart whose replay has not rebuilt the incident yet.
+    const expected = new CorrelationEngine(config.correlate.engine).ingest(evidence.event).find((c) => c.type === 'incident_opened')!;
+    const incident = (expected as Extract<typeof expected, { type: 'incident_opened' }>).incident;
+    const requests = new StatusRequests(kafka, config.kafka.topics.lifecycle);
+    await requests.connect();
+    await requests.request(incident, 'containing', 'playbook:auto-quarantine', 'quarantine pending');
+    await requests.disconnect();
+
+    const a = new Correlator({ kafka, redis, config, log: testLog, metrics: new Metrics({ defaultMetrics: false }) });
+    await a.start();
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      // The request is taken in and committed (idle snapshot) while its incident is unknown.
+      await eventually(async () => {
+        const [committed] = await admin.fetchOffsets({ groupId: config.kafka.groups.correlate, topics: [config.kafka.topics.lifecycle] });
+        return committed?.partitions.some((p) => p.offset === '1') ? true : undefined;
+      }, 20_000, 'the lifecycle request committed');
+    } finally {
+      await admin.disconnect();
+    }
+    await a.stop();
+
+    const b = new Correlator({ kafka, redis, config, log: testLog, metrics: new Metrics({ defaultMetrics: false }) });
+    await b.start();
+    try {
+      await publishEvents(kafka, config, [evidence]);
+      const stored = await eventually(async () => {
+        const i = await b.incidents.get(incident.id);
+        return i?.status === 'containing' ? i : undefined;
+      }, 20_000, 'the incident containing');
+      expect(stored.root).toBe(incident.root);
+      expect(stored.version).toBe(2);
+    } finally {
+      await b.stop();
+    }
+  });
+
   it('applies status requests from the lifecycle topic as new incident versions, and dead-letters bad ones', async () => {
     const config = await setup('lifecycle');
     const producer = kafka.producer();
