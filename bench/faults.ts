@@ -127,8 +127,9 @@ class Trial {
       await this.fault();
       await workload;
       await this.settle();
-      // The correlator commits offsets with its snapshots, on the next batch or at a graceful stop.
       await this.cordon.stop(60_000);
+      const exit = this.cordon.exitStatus;
+      if (exit?.code !== 0) this.note += `; the final graceful stop ended with ${exit?.signal ?? `code ${exit?.code}`}`;
       return await this.check();
     } finally {
       await this.cordon?.stop();
@@ -294,7 +295,8 @@ class Trial {
     const incidents = await new IncidentStore(this.redis, this.config.redis.keyPrefix).list(10_000);
     const complete = this.attacks.every((a) => incidents.some((i) => i.root === a.root && i.counters.denied >= a.records.length));
     const quarantined = this.attacks.every((a) => all.some((l) => l.target === a.root));
-    return complete && quarantined && all.every((l) => l.endedAt);
+    // The correlator commits what it applied with its snapshots, idle or not: nothing left behind.
+    return complete && quarantined && all.every((l) => l.endedAt) && (await this.lag()) === 0;
   }
 
   private async check(): Promise<Result> {
@@ -369,7 +371,7 @@ class Trial {
     return records;
   }
 
-  /** Input records the correlator has not committed (after its graceful stop: not taken in). */
+  /** Input records the correlator has not committed: once settled and stopped, records never taken in. */
   private async lag(): Promise<number> {
     let lag = 0;
     for (const input of this.config.kafka.inputs) {
