@@ -30,7 +30,8 @@ export class PrivateRedis {
     const child = this.child;
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
-    const r = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    const r = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on('error', () => undefined); // the server goes away on purpose
     await r.connect().then(() => r.shutdown()).catch(() => child.kill('SIGTERM'));
     r.disconnect();
     await exited;
@@ -45,6 +46,7 @@ export class PrivateRedis {
     const deadline = Date.now() + 20_000;
     for (;;) {
       const r = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      r.on('error', () => undefined); // not up yet
       const good = await r.connect().then(() => ok(r), () => false);
       r.disconnect();
       if (good) return;
