@@ -143,7 +143,10 @@ export class Correlator {
    */
   private snapshotWhenIdle(): void {
     if (!this.running || this.pending > 0 || !this.dirty) return;
-    void this.exclusive(() => this.snapshotAll()).catch((err) => this.deps.log.error({ err }, 'idle snapshot failed'));
+    void this.exclusive(() => this.snapshotAll()).catch((err) => {
+      this.dirty = true;
+      this.deps.log.warn({ err }, 'idle snapshot failed; the next one tries again');
+    });
   }
 
   /** Batches and snapshots run one at a time, in the order they come. */
