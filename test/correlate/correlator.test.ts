@@ -108,6 +108,34 @@ describe('the correlator against real Kafka and Redis', () => {
     expect(updated.counters.denied).toBe(2);
     expect(await metrics.registry.getSingleMetricAsString('cordon_correlate_events_total')).toMatch(/result="duplicate"\} 1/);
   });
+  it('writes an applied batch\'s incident however long Kafka refuses it (the incidents topic gone for a while)', async () => {
+    const config = await setup('durable-write');
+    const [ws1, ws2] = [host('ws1', '10.1.0.1', 'workstation'), host('ws2', '10.1.0.2', 'workstation')];
+    const admin = kafka.admin();
+    await admin.connect();
+    // A client that gives up after one retry: what keeps the incident is the correlator's own retry.
+    const impatient = testKafka(1);
+    const correlator = new Correlator({ kafka: impatient, redis, config, log: testLog, metrics: new Metrics({ defaultMetrics: false }) });
+    await correlator.start();
+    try {
+      await admin.deleteTopics({ topics: [config.kafka.topics.incidents] });
+      await publishEvents(kafka, config, [{ event: denied(ws1, ws2, 135, T0), origin: 'in/0/10/0' }]);
+      await new Promise((r) => setTimeout(r, 4_000));
+      // Kafka first, then the Redis view: neither has it yet, and the input is not committed past it.
+      expect(await correlator.incidents.list()).toEqual([]);
+      const [committed] = await admin.fetchOffsets({ groupId: config.kafka.groups.correlate, topics: [config.kafka.topics.events] });
+      expect(committed!.partitions.every((p) => p.offset === '-1' || p.offset === '0')).toBe(true);
+
+      await admin.createTopics({ topics: [{ topic: config.kafka.topics.incidents, numPartitions: config.kafka.partitions }], waitForLeaders: true });
+      const out = changes(await readTopic(kafka, config.kafka.topics.incidents, (ms) => ms.length >= 1, 30_000));
+      expect(out.map((c) => c.type)).toEqual(['incident_opened']);
+      expect((await correlator.incidents.get(out[0]!.incident.id))?.counters.denied).toBe(1);
+    } finally {
+      await correlator.stop();
+      await admin.disconnect();
+    }
+  });
+
   it('a status request that comes before its incident\'s evidence waits for it, across a restart', async () => {
     const config = await setup('early-status');
     const [ws1, ws2] = [host('ws1', '10.1.0.1', 'workstation'), host('ws2', '10.1.0.2', 'workstation')];

@@ -3,8 +3,9 @@ import { cordonTopics, ensureTopics } from '../../src/kafka';
 import type { Config } from '../../src/config';
 import { KAFKA_BROKERS, uniq } from './stack';
 
-export function testKafka(): Kafka {
-  return new Kafka({ clientId: uniq('test'), brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+/** `retries`: how often the client retries a failed request itself (kafkajs default 5, up to 30 s). */
+export function testKafka(retries?: number): Kafka {
+  return new Kafka({ clientId: uniq('test'), brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING, ...(retries !== undefined ? { retry: { retries, initialRetryTime: 100 } } : {}) });
 }
 
 export async function createTopics(kafka: Kafka, config: Config): Promise<void> {
