@@ -72,7 +72,7 @@ export class Metrics {
 
   readonly alerts = new Counter({
     name: 'cordon_alerts_total',
-    help: 'SIEM alerts posted to /api/alerts/*, by source and outcome (accepted, refused, unavailable).',
+    help: 'SIEM alerts posted to /api/alerts/*, by source and outcome (accepted, refused, unauthorized, unavailable).',
     labelNames: ['source', 'outcome'] as const,
     registers: [this.registry],
   });
@@ -83,10 +83,10 @@ export class Metrics {
     labelNames: ['sink', 'outcome'] as const,
     registers: [this.registry],
     collect: () => {
-      const figures = this.sources.siem?.();
-      if (!figures) return;
+      const documents = this.sources.siemDocuments?.();
+      if (!documents) return;
       this.siemDocuments.reset();
-      for (const [sink, outcomes] of Object.entries(figures.documents)) {
+      for (const [sink, outcomes] of Object.entries(documents)) {
         for (const [outcome, n] of Object.entries(outcomes)) this.siemDocuments.inc({ sink, outcome }, n);
       }
     },
@@ -118,6 +118,6 @@ export class Metrics {
 export interface MetricSources {
   liveLeases?: () => Promise<number>;
   /** Documents per sink and outcome, since start. */
-  siem?: () => { documents: Record<string, Record<string, number>> } | undefined;
+  siemDocuments?: () => Record<string, Record<string, number>>;
   siemPending?: () => Promise<number>;
 }

@@ -87,7 +87,7 @@ export class Service {
     this.alerts = alerts;
     this.metrics.watch({
       ...(containment ? { liveLeases: async () => (containment.isRunning() ? containment.quarantines.registry.liveCount() : 0) } : {}),
-      ...(siem ? { siem: () => siem.figures() } : {}),
+      ...(siem ? { siemDocuments: () => siem.documentCounts() } : {}),
       ...(siem?.elasticsearch ? { siemPending: () => siem.elasticsearch!.pending() } : {}),
     });
     this.http = createHttpServer({

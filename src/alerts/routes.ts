@@ -72,40 +72,29 @@ export function registerAlertRoutes(app: HttpServer, deps: AlertRoutesDeps): voi
   if (!deps.config.enabled) return;
   const now = deps.now ?? Date.now;
   const route = <S extends z.ZodType>(source: AlertSource, schema: S, convert: (body: z.infer<S>, config: AlertsConfig, now: number) => Conversion) =>
-    app.post<{ Querystring: { token?: string } }>(`/api/alerts/${source}`, async (req: FastifyRequest<{ Querystring: { token?: string } }>, reply: FastifyReply) => {
-      const sent = await handle(source, schema, convert, req, reply);
-      deps.metrics?.alerts.inc({ source, outcome: outcomeOf(reply.statusCode) });
-      return sent;
+    app.post<{ Querystring: { token?: string } }>(`/api/alerts/${source}`, { onResponse: async (_req, reply) => void deps.metrics?.alerts.inc({ source, outcome: outcomeOf(reply.statusCode) }) }, async (req: FastifyRequest<{ Querystring: { token?: string } }>, reply: FastifyReply) => {
+      const token = typeof req.query?.token === 'string' ? req.query.token : undefined;
+      const verdict = authorizeAlert(source, { authorization: req.headers.authorization, token }, deps);
+      if (!verdict.ok) {
+        if (verdict.status === 401) void reply.header('www-authenticate', 'Bearer');
+        return reply.code(verdict.status).send({ error: verdict.status === 401 ? 'unauthorized' : 'forbidden', message: verdict.message });
+      }
+      const parsed = schema.safeParse(req.body ?? null);
+      if (!parsed.success) return reply.code(400).send({ error: 'bad request', message: describeIssues(parsed.error, 'body') });
+      const converted = convert(parsed.data, deps.config, now());
+      if (!converted.ok) return reply.code(400).send({ error: 'bad request', message: converted.message });
+      const invalid = firstInvalid(converted.anomalies);
+      if (invalid) return reply.code(400).send({ error: 'bad request', message: invalid });
+      if (!deps.publisher.isRunning()) return reply.code(503).send({ error: 'unavailable', message: 'the alert publisher is not running' });
+      try {
+        const published = await deps.publisher.publish(converted.anomalies);
+        deps.log.info({ source, by: verdict.by, anomalies: published.map((p) => ({ id: p.id, entity: p.entity })) }, 'SIEM alert accepted');
+        return reply.code(202).send({ accepted: published.length, anomalies: published });
+      } catch (err) {
+        deps.log.error({ source, err }, 'could not publish SIEM alert');
+        return reply.code(503).send({ error: 'unavailable', message: `Kafka did not take the alert: ${(err as Error).message}` });
+      }
     });
-  const handle = async <S extends z.ZodType>(
-    source: AlertSource,
-    schema: S,
-    convert: (body: z.infer<S>, config: AlertsConfig, now: number) => Conversion,
-    req: FastifyRequest<{ Querystring: { token?: string } }>,
-    reply: FastifyReply,
-  ) => {
-    const token = typeof req.query?.token === 'string' ? req.query.token : undefined;
-    const verdict = authorizeAlert(source, { authorization: req.headers.authorization, token }, deps);
-    if (!verdict.ok) {
-      if (verdict.status === 401) void reply.header('www-authenticate', 'Bearer');
-      return reply.code(verdict.status).send({ error: verdict.status === 401 ? 'unauthorized' : 'forbidden', message: verdict.message });
-    }
-    const parsed = schema.safeParse(req.body ?? null);
-    if (!parsed.success) return reply.code(400).send({ error: 'bad request', message: describeIssues(parsed.error, 'body') });
-    const converted = convert(parsed.data, deps.config, now());
-    if (!converted.ok) return reply.code(400).send({ error: 'bad request', message: converted.message });
-    const invalid = firstInvalid(converted.anomalies);
-    if (invalid) return reply.code(400).send({ error: 'bad request', message: invalid });
-    if (!deps.publisher.isRunning()) return reply.code(503).send({ error: 'unavailable', message: 'the alert publisher is not running' });
-    try {
-      const published = await deps.publisher.publish(converted.anomalies);
-      deps.log.info({ source, by: verdict.by, anomalies: published.map((p) => ({ id: p.id, entity: p.entity })) }, 'SIEM alert accepted');
-      return reply.code(202).send({ accepted: published.length, anomalies: published });
-    } catch (err) {
-      deps.log.error({ source, err }, 'could not publish SIEM alert');
-      return reply.code(503).send({ error: 'unavailable', message: `Kafka did not take the alert: ${(err as Error).message}` });
-    }
-  };
   route('splunk', SplunkAlert, splunkToAnomalies);
   route('elastic', ElasticAlert, elasticToAnomalies);
 }

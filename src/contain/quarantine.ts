@@ -73,10 +73,12 @@ export class Quarantines {
   contain(req: ContainRequest): Promise<Lease> {
     return this.locked(req.target.entity, async () => {
       let lease = await this.registry.get(req.target.entity);
-      const holds = lease !== undefined && isLive(lease) && lease.holders.includes(req.incidentId);
-      if (!holds && (await this.registry.everHeld(req.incidentId, req.target.entity))) return this.alreadyHeld(lease, req);
-      if (!holds && lease !== undefined && isLive(lease)) return this.join(lease, req);
-      if (!holds) lease = await this.begin(req, lease);
+      const live = lease !== undefined && isLive(lease);
+      if (!(live && lease!.holders.includes(req.incidentId))) {
+        if (await this.registry.everHeld(req.incidentId, req.target.entity)) return this.alreadyHeld(lease, req);
+        if (live) return this.join(lease!, req);
+        lease = await this.begin(req, lease);
+      }
       if (lease!.state === 'pending') lease = await this.complete(lease!, req);
       await this.deps.schedule(lease!);
       return lease!;

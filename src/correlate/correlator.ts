@@ -40,8 +40,6 @@ interface Owned {
   applied: Map<string, [number, number]>;
   next: Map<string, string>;
   backlog: StatusBacklog;
-  /** Results of an applied batch are not durable yet: no snapshot of this partition may be taken. */
-  unwritten: boolean;
 }
 
 export const CHANGE_HEADER = 'cordon-change';
@@ -75,14 +73,11 @@ export class Correlator {
   private readonly owned = new Map<number, Owned>();
   private readonly clock: () => number;
   private partitions = 0;
-  private lastSnapshot = 0;
   private running = false;
   private inFlight: Promise<void> | undefined;
-  /** Batches and snapshots queued or in progress. */
-  private pending = 0;
-  /** Batches were applied since the last snapshot. */
+  /** Batches were applied since the last snapshot was queued. */
   private dirty = false;
-  private idleTimer: NodeJS.Timeout | undefined;
+  private snapshotTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: CorrelatorDeps) {
     const { kafka, config } = deps;
@@ -109,8 +104,8 @@ export class Correlator {
     await this.consumer.subscribe({ topics: [...this.reads.keys(), this.deps.config.kafka.topics.lifecycle], fromBeginning: true });
     this.running = true;
     await this.consumer.run({ autoCommit: false, eachBatch: (p) => this.onBatch(p) });
-    this.idleTimer = setInterval(() => this.snapshotWhenIdle(), this.deps.config.correlate.snapshotIntervalMs);
-    this.idleTimer.unref();
+    this.snapshotTimer = setInterval(() => this.snapshotSoon(), Math.max(10, this.deps.config.correlate.snapshotIntervalMs));
+    this.snapshotTimer.unref();
   }
 
   /**
@@ -120,7 +115,7 @@ export class Correlator {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    clearInterval(this.idleTimer);
+    clearInterval(this.snapshotTimer);
     await this.inFlight;
     await this.snapshotAll().catch((err) => this.deps.log.error({ err }, 'final snapshot failed'));
     await this.deps.flows?.flush();
@@ -138,24 +133,22 @@ export class Correlator {
   }
 
   /**
-   * The last batch before a quiet spell is committed too, not only when the next batch comes: a
-   * restart then replays little, and a consumer's lag says what it has really not taken in.
+   * Every snapshotIntervalMs, when batches were applied since, a snapshot is queued behind the
+   * batch in flight: under load between batches, and after the last batch before a quiet spell
+   * too, so a restart replays little and a consumer's lag says what it has really not taken in.
    */
-  private snapshotWhenIdle(): void {
-    if (!this.running || this.pending > 0 || !this.dirty) return;
+  private snapshotSoon(): void {
+    if (!this.running || !this.dirty) return;
+    this.dirty = false;
     void this.exclusive(() => this.snapshotAll()).catch((err) => {
       this.dirty = true;
-      this.deps.log.warn({ err }, 'idle snapshot failed; the next one tries again');
+      this.deps.log.warn({ err }, 'snapshot failed; the next one tries again');
     });
   }
 
   /** Batches and snapshots run one at a time, in the order they come. */
   private exclusive(work: () => Promise<void>): Promise<void> {
-    this.pending++;
-    const run = (this.inFlight ?? Promise.resolve())
-      .catch(() => undefined)
-      .then(work)
-      .finally(() => void this.pending--);
+    const run = (this.inFlight ?? Promise.resolve()).catch(() => undefined).then(work);
     this.inFlight = run;
     return run;
   }
@@ -167,12 +160,16 @@ export class Correlator {
     const { changes, dead, applied, duplicates } = topic === this.deps.config.kafka.topics.lifecycle ? this.applyStatusRequests(batch, owned) : this.applyEvents(batch, owned);
     owned.next.set(topic, String(Number(batch.lastOffset()) + 1));
     this.dirty = true;
+    try {
+      await this.publishDurably(changes, dead, heartbeat);
+    } catch (err) {
+      // Stopping with results unwritten: the partition is left out of the last snapshot.
+      this.owned.delete(partition);
+      throw err;
+    }
+    // After the results are durable: a failed heartbeat (a rebalance) can then lose nothing.
     await heartbeat();
-    owned.unwritten = true;
-    await this.publishDurably(changes, dead, heartbeat);
-    owned.unwritten = false;
     this.record(applied, duplicates, started);
-    if (this.clock() - this.lastSnapshot >= this.deps.config.correlate.snapshotIntervalMs) await this.snapshotAll();
   }
 
   private applyEvents(batch: Batch, owned: Owned): Applied {
@@ -187,7 +184,7 @@ export class Correlator {
       }
       for (const change of this.engine.ingest(event)) changes.push(change);
     }
-    if (owned.backlog.size > 0) this.retryBacklog(owned, changes);
+    this.retryBacklog(owned, changes);
     this.deps.flows?.add(admitted.map((a) => a.event));
     return { changes, dead, applied: admitted.length - duplicates, duplicates };
   }
@@ -273,7 +270,6 @@ export class Correlator {
       applied: new Map(Object.entries(snap?.applied ?? {})),
       next: new Map(Object.entries(snap?.offsets ?? {})),
       backlog: new StatusBacklog(snap?.backlog ?? []),
-      unwritten: false,
     };
     this.owned.set(partition, owned);
     this.deps.log.info({ partition, restored: Boolean(snap), entities: snap?.engine.entities.length ?? 0 }, 'partition claimed');
@@ -293,22 +289,17 @@ export class Correlator {
   }
 
   private async snapshotAll(): Promise<void> {
-    this.lastSnapshot = this.clock();
-    this.dirty = false;
-    const snaps: Array<[number, PartitionSnapshot]> = [];
+    const commits = [];
     for (const [partition, owned] of this.owned) {
-      if (owned.next.size === 0 || owned.unwritten) continue;
-      snaps.push([partition, {
+      if (owned.next.size === 0) continue;
+      const snap: PartitionSnapshot = {
         engine: this.engine.snapshot((key) => partitionFor(key, this.partitions) === partition),
         applied: Object.fromEntries(owned.applied),
         offsets: Object.fromEntries(owned.next),
         backlog: owned.backlog.toJSON(),
-      }]);
-    }
-    const commits = [];
-    for (const [partition, snap] of snaps) {
+      };
       await this.deps.redis.set(this.snapshotKey(partition), JSON.stringify(snap));
-      for (const [topic, offset] of Object.entries(snap.offsets)) commits.push({ topic, partition, offset });
+      for (const [topic, offset] of owned.next) commits.push({ topic, partition, offset });
     }
     if (commits.length > 0) await this.consumer.commitOffsets(commits);
     this.deps.metrics.trackedEntities.set(this.engine.size.entities);

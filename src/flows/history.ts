@@ -85,9 +85,8 @@ export function decodeField(field: string): Omit<FlowSummary, 'count' | 'lastSee
   return { direction, peer: field.slice(first + 1, beforeLast), port: Number(m[1]), protocol: m[2]!, verdict };
 }
 
-/** The two sides of each flow, counted: entity -> field -> count. Pure. */
-export function tally(events: readonly CordonEvent[]): Map<string, Map<string, number>> {
-  const out = new Map<string, Map<string, number>>();
+/** The two sides of each flow, counted: entity -> field -> count, into `out` (fresh unless given one to add to). */
+export function tally(events: readonly CordonEvent[], out = new Map<string, Map<string, number>>()): Map<string, Map<string, number>> {
   const add = (entity: string, field: string) => {
     let fields = out.get(entity);
     if (!fields) out.set(entity, (fields = new Map()));

@@ -25,11 +25,7 @@ export class FlowRecorder {
     const hour = this.history.hour();
     if (hour !== this.hour) void this.flush();
     this.hour = hour;
-    for (const [entity, fields] of tally(events)) {
-      const sum = this.pending.get(entity);
-      if (!sum) this.pending.set(entity, fields);
-      else for (const [field, n] of fields) sum.set(field, (sum.get(field) ?? 0) + n);
-    }
+    tally(events, this.pending);
     if (this.pending.size > MAX_PENDING_ENTITIES) void this.flush();
     else if (this.pending.size > 0) this.timer ??= setTimeout(() => void this.flush(), this.intervalMs);
   }

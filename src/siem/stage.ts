@@ -74,13 +74,13 @@ export class SiemStage {
   }
 
   /** Documents per sink and outcome since start, for the metrics endpoint. */
-  figures(): { documents: Record<string, Record<string, number>> } {
+  documentCounts(): Record<string, Record<string, number>> {
     const documents: Record<string, Record<string, number>> = {};
     const es = this.elasticsearch?.counters;
     if (es) documents.elasticsearch = { enqueued: es.enqueued, written: es.written, duplicate: es.duplicates, failed: es.failed };
     const hec = this.splunk?.sender.counters;
     if (hec) documents.splunk = { enqueued: hec.events, written: hec.delivered, refused: hec.failed };
-    return { documents };
+    return documents;
   }
 
   /** Splunk's refusals (4xx with its code) since start, newest last. */
