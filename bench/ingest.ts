@@ -4,7 +4,7 @@ import { loadConfig } from '../src/config';
 import { cordonTopics, createKafka, ensureTopics } from '../src/kafka';
 import { createLogger } from '../src/logger';
 import { mib } from './rss';
-import { hubbleDeniedFlow } from './telemetry';
+import { publishHubble } from './support/publish';
 
 /**
  * `npm run bench:ingest`: publishes N denied-flow records (Cilium Hubble JSON) to the real Kafka,
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   await admin.connect();
   await ensureTopics(admin, cordonTopics(config));
 
-  const published = await publish(kafka, config.kafka.inputs[0]!.topic);
+  const published = await publishHubble(kafka, config.kafka.inputs[0]!.topic, N);
   const noop = worker('noop', overrides);
   const cordon = worker('ingest', overrides);
   const correlate = worker('correlate', overrides);
@@ -53,24 +53,6 @@ async function main(): Promise<void> {
 
   await admin.deleteTopics({ topics: cordonTopics(config).map((t) => t.topic) });
   await admin.disconnect();
-}
-
-async function publish(kafka: ReturnType<typeof createKafka>, topic: string): Promise<number> {
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
-  await producer.connect();
-  const start = performance.now();
-  const base = Date.now();
-  const batch = 5_000;
-  const inFlight: Promise<unknown>[] = [];
-  for (let i = 0; i < N; i += batch) {
-    const messages = [];
-    for (let j = i; j < Math.min(N, i + batch); j++) messages.push({ key: String(j % 5000), value: hubbleDeniedFlow(j, base) });
-    inFlight.push(producer.send({ topic, messages, acks: 1 }));
-    if (inFlight.length >= 4) await inFlight.shift();
-  }
-  await Promise.all(inFlight);
-  await producer.disconnect();
-  return N / ((performance.now() - start) / 1000);
 }
 
 function worker(mode: 'noop' | 'ingest' | 'correlate', overrides: object) {

@@ -15,22 +15,32 @@
 #   CORDON_STACK_DIR  stack dir (default /var/cache/cordon as root,
 #                     else ${XDG_CACHE_HOME:-$HOME/.cache}/cordon)
 #   KAFKA_PORT (9092) KAFKA_CONTROLLER_PORT (9093) KAFKA_HEAP (1g)
+#   KAFKA_SASL_SSL_PORT (9094: SCRAM-SHA-256/512 over TLS) KAFKA_MTLS_PORT (9095: TLS, client cert required)
 #   ES_PORT (9200)    ES_TRANSPORT_PORT (9300)     ES_HEAP (512m)
 #   ES_JAVA_EXTRA_OPTS (extra JVM flags for Elasticsearch)
+#   CORDON_KAFKA_VERSION (4.4.0; 3.9.x also works)
+#   CORDON_ES_VERSION (9.2.0; 8.x also works)  ES_JAVA_HOME (a JDK for Elasticsearch: 21+ for 9.x;
+#                     default: the first of java on PATH and /usr/lib/jvm/* that is new enough)
 #   REDIS_PORT (6379)
 #   MAVEN_REPO        local Maven repository (default ~/.m2/repository)
 set -euo pipefail
 
-readonly KAFKA_VERSION=3.9.1
+readonly KAFKA_VERSION=${CORDON_KAFKA_VERSION:-4.4.0}
+readonly KAFKA_MAJOR=${KAFKA_VERSION%%.*}
 readonly SCALA_BINARY=2.13
 readonly RELOAD4J_VERSION=1.2.25
 readonly SLF4J_VERSION=1.7.36
-readonly ES_VERSION=8.19.7
+# Kafka 4 logs through log4j2 and declares log4j-core, but no binding for its slf4j 1.7 API
+readonly LOG4J2_VERSION=2.25.5
+readonly ES_VERSION=${CORDON_ES_VERSION:-9.2.0}
+readonly ES_MAJOR=${ES_VERSION%%.*}
 readonly HOST=127.0.0.1
 
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 KAFKA_HEAP=${KAFKA_HEAP:-1g}
+KAFKA_SASL_SSL_PORT=${KAFKA_SASL_SSL_PORT:-9094}
+KAFKA_MTLS_PORT=${KAFKA_MTLS_PORT:-9095}
 ES_PORT=${ES_PORT:-9200}
 ES_TRANSPORT_PORT=${ES_TRANSPORT_PORT:-9300}
 ES_HEAP=${ES_HEAP:-512m}
@@ -59,9 +69,17 @@ KAFKA_DIR=$STACK_DIR/kafka
 KAFKA_LIBS=$KAFKA_DIR/libs
 KAFKA_PID=$KAFKA_DIR/kafka.pid
 KAFKA_OUT=$KAFKA_DIR/logs/kafka.out
+# throwaway CA, broker and client certificates, SCRAM passwords: made on first up, never in the repo
+KAFKA_SECURITY=$KAFKA_DIR/security
+# principals of the secure listeners: `cordon` may use every cordon* topic and group, `stranger` nothing
+readonly KAFKA_USERS=(cordon stranger)
+readonly KAFKA_ACL_PREFIX=cordon
+readonly SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ES_DIR=$STACK_DIR/elasticsearch
 ES_HOME=$ES_DIR/elasticsearch-$ES_VERSION
 ES_PID=$ES_DIR/run/elasticsearch.pid
+# one data dir per major: 9.x upgrades an 8.x data dir in place, and 8.x cannot read it back
+ES_DATA=$ES_DIR/data-$ES_MAJOR
 ES_ZIP=$MAVEN_REPO/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip
 REDIS_DIR=$STACK_DIR/redis
 REDIS_PID=$REDIS_DIR/redis.pid
@@ -87,6 +105,8 @@ EOF
 port_open() {
   timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null
 }
+
+port_state() { if port_open "$1"; then printf open; else printf closed; fi; }
 
 # read_pid FILE -> prints the pid stored in FILE (empty when absent/garbage)
 read_pid() {
@@ -196,6 +216,32 @@ ensure_stack_dir() {
 
 # ---------------------------------------------------------------- kafka
 
+kafka_logging_deps() { # the logging backend a Kafka broker of this major needs on its classpath
+  if ((KAFKA_MAJOR >= 4)); then
+    cat <<EOF
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>$LOG4J2_VERSION</version>
+    </dependency>
+EOF
+  else
+    cat <<EOF
+    <!-- kafka core 3.9 does not declare a logging backend; without these the broker dies at start -->
+    <dependency>
+      <groupId>ch.qos.reload4j</groupId>
+      <artifactId>reload4j</artifactId>
+      <version>$RELOAD4J_VERSION</version>
+    </dependency>
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-reload4j</artifactId>
+      <version>$SLF4J_VERSION</version>
+    </dependency>
+EOF
+  fi
+}
+
 kafka_write_pom() {
   mkdir -p "$KAFKA_DIR"
   cat >"$KAFKA_DIR/pom.xml.tmp" <<EOF
@@ -215,17 +261,7 @@ kafka_write_pom() {
       <artifactId>kafka_$SCALA_BINARY</artifactId>
       <version>$KAFKA_VERSION</version>
     </dependency>
-    <!-- kafka core 3.9 does not declare a logging backend; without these the broker dies at start -->
-    <dependency>
-      <groupId>ch.qos.reload4j</groupId>
-      <artifactId>reload4j</artifactId>
-      <version>$RELOAD4J_VERSION</version>
-    </dependency>
-    <dependency>
-      <groupId>org.slf4j</groupId>
-      <artifactId>slf4j-reload4j</artifactId>
-      <version>$SLF4J_VERSION</version>
-    </dependency>
+$(kafka_logging_deps)
   </dependencies>
 </project>
 EOF
@@ -245,7 +281,7 @@ kafka_fetch() {
     return 0
   fi
   need_mvn
-  log "kafka: resolving kafka_$SCALA_BINARY:$KAFKA_VERSION + reload4j into $KAFKA_LIBS (Maven, first run only)"
+  log "kafka: resolving kafka_$SCALA_BINARY:$KAFKA_VERSION and its logging backend into $KAFKA_LIBS (Maven, first run only)"
   rm -rf "$KAFKA_LIBS"
   mkdir -p "$KAFKA_LIBS"
   if ! mvn -q -B -Dstyle.color=never -f "$KAFKA_DIR/pom.xml" -Dmaven.repo.local="$MAVEN_REPO" \
@@ -255,21 +291,26 @@ kafka_fetch() {
     die "kafka: mvn dependency:copy-dependencies failed (is Maven Central reachable?)"
   fi
   [[ -f $KAFKA_LIBS/kafka_$SCALA_BINARY-$KAFKA_VERSION.jar ]] || die "kafka: kafka jar missing after copy-dependencies"
-  compgen -G "$KAFKA_LIBS/reload4j-*.jar" >/dev/null || die "kafka: reload4j missing after copy-dependencies"
+  compgen -G "$KAFKA_LIBS/$( ((KAFKA_MAJOR >= 4)) && echo log4j-slf4j-impl || echo reload4j)-*.jar" >/dev/null ||
+    die "kafka: logging backend missing after copy-dependencies"
   printf '%s\n' "$want" >"$marker"
   log "kafka: $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars in $KAFKA_LIBS"
 }
 
-kafka_configure() {
-  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-  cat >"$KAFKA_DIR/server.properties" <<EOF
-# generated by scripts/stack.sh -- single-node KRaft (combined broker + controller), loopback only
+# kafka_render_config: the broker's server.properties on stdout. PLAINTEXT (9092) is open to
+# anyone on loopback and its principal, ANONYMOUS, is a super user: the rest of the suite uses it.
+# SASL_SSL and SSL (client certificate required) show what a deployment's listeners look like:
+# every principal there is authorized by ACL (StandardAuthorizer), nothing is allowed by default.
+kafka_render_config() {
+  local sec=$KAFKA_SECURITY
+  cat <<EOF
+# generated by scripts/stack.sh -- Kafka $KAFKA_VERSION, single-node KRaft (combined broker + controller), loopback only
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT,SSL://$HOST:$KAFKA_MTLS_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT,SSL://$HOST:$KAFKA_MTLS_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$KAFKA_DIR/data
@@ -282,7 +323,25 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 delete.topic.enable=true
+# TLS on SASL_SSL and SSL: PEM key + chain, PEM CA (KIP-651); certificates sha256 $(kafka_security_digest)
+ssl.keystore.type=PEM
+ssl.keystore.location=$sec/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$sec/ca.crt
+listener.name.ssl.ssl.client.auth=required
+# a client certificate's principal is its CN (CN=cordon -> User:cordon, as its SCRAM user)
+ssl.principal.mapping.rules=RULE:^CN=([^,]+).*\$/\$1/,DEFAULT
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
 EOF
+}
+
+kafka_configure() {
+  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
+  kafka_render_config >"$KAFKA_DIR/server.properties"
   cat >"$KAFKA_DIR/log4j.properties" <<'EOF'
 # generated by scripts/stack.sh
 log4j.rootLogger=INFO, stdout
@@ -299,6 +358,25 @@ log4j.logger.kafka.authorizer.logger=WARN
 log4j.logger.org.apache.kafka.storage.internals.log=WARN
 log4j.logger.kafka.log=WARN
 EOF
+  cat >"$KAFKA_DIR/log4j2.properties" <<'EOF'
+# generated by scripts/stack.sh (Kafka 4.x logs through log4j2)
+appender.stdout.type=Console
+appender.stdout.name=STDOUT
+appender.stdout.layout.type=PatternLayout
+appender.stdout.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=INFO
+rootLogger.appenderRef.stdout.ref=STDOUT
+logger.requests.name=kafka.request.logger
+logger.requests.level=WARN
+logger.state.name=state.change.logger
+logger.state.level=WARN
+logger.authz.name=kafka.authorizer.logger
+logger.authz.level=WARN
+logger.log.name=kafka.log
+logger.log.level=WARN
+logger.storage.name=org.apache.kafka.storage.internals.log
+logger.storage.level=WARN
+EOF
   if [[ ! -f $KAFKA_DIR/cluster.id ]]; then
     java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$KAFKA_DIR/cluster.id.tmp" ||
       die "kafka: StorageTool random-uuid failed"
@@ -309,12 +387,109 @@ EOF
     local id
     id=$(<"$KAFKA_DIR/cluster.id")
     log "kafka: formatting storage (cluster id $id)"
-    java -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" -cp "$KAFKA_LIBS/*" \
+    java "$(kafka_log_opt)" -cp "$KAFKA_LIBS/*" \
       kafka.tools.StorageTool format -t "$id" -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/logs/format.out" 2>&1 || {
       tail_log "$KAFKA_DIR/logs/format.out"
       die "kafka: storage format failed"
     }
   fi
+}
+
+# kafka_security_material: a throwaway CA, the broker's certificate (SAN 127.0.0.1 and localhost),
+# and per user a client certificate (CN=<user>) and a SCRAM password, into $KAFKA_SECURITY.
+# Made once; kept across restarts (delete the directory to make new ones).
+kafka_security_material() {
+  [[ -f $KAFKA_SECURITY/.complete ]] && return 0
+  command -v openssl >/dev/null || die "kafka: openssl not found (needed once to make the stack's TLS certificates)"
+  local tmp=$KAFKA_SECURITY.tmp out=$KAFKA_DIR/logs/security.out
+  mkdir -p "$KAFKA_DIR/logs"
+  log "kafka: making a throwaway CA, broker and client certificates and SCRAM passwords in $KAFKA_SECURITY"
+  rm -rf "$tmp"
+  mkdir -m 0700 -p "$tmp"
+  if ! (cd "$tmp" && kafka_make_security) >"$out" 2>&1; then
+    tail_log "$out"
+    rm -rf "$tmp"
+    die "kafka: making the TLS certificates failed (log: $out)"
+  fi
+  rm -rf "$KAFKA_SECURITY"
+  mv "$tmp" "$KAFKA_SECURITY"
+}
+
+# kafka_make_security: in the new security dir. It runs as an if condition, where set -e does
+# not apply, hence the explicit returns.
+kafka_make_security() {
+  umask 077
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt \
+    -days 3650 -subj "/CN=cordon-stack-ca" || return 1
+  kafka_sign broker "/CN=localhost" "subjectAltName=IP:$HOST,DNS:localhost" "extendedKeyUsage=serverAuth" || return 1
+  cat broker.key broker.crt ca.crt >broker.pem || return 1
+  local user
+  for user in "${KAFKA_USERS[@]}"; do
+    kafka_sign "$user" "/CN=$user" "extendedKeyUsage=clientAuth" || return 1
+    openssl rand -hex 24 >"$user.password" || return 1
+  done
+  rm -f ./*.csr ca.srl
+  chmod 0644 ./*.crt && : >.complete
+}
+
+kafka_sign() { # kafka_sign NAME SUBJECT EXTENSION... -> NAME.key, NAME.crt signed by ca.key
+  local name=$1 subject=$2
+  shift 2
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$name.key" -out "$name.csr" -subj "$subject" &&
+    openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out "$name.crt" \
+      -extfile <(printf '%s\n' basicConstraints=CA:FALSE keyUsage=digitalSignature "$@")
+}
+
+# kafka_security_digest: names the certificates the broker serves, so new ones change server.properties
+kafka_security_digest() {
+  if [[ -f $KAFKA_SECURITY/.complete ]]; then
+    cat "$KAFKA_SECURITY/ca.crt" "$KAFKA_SECURITY/broker.pem" | sha256sum | cut -c1-16
+  else
+    printf none
+  fi
+}
+
+# kafka_config_current: 0 when the running broker's server.properties is what this script renders now
+kafka_config_current() { cmp -s <(kafka_render_config) "$KAFKA_DIR/server.properties"; }
+
+kafka_grants() { # grant lines for scripts/kafka-access.java: both SCRAM mechanisms per user, cordon's ACLs
+  local user mechanism
+  for user in "${KAFKA_USERS[@]}"; do
+    for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+      printf 'user %s %s %s\n' "$mechanism" "$user" "$(<"$KAFKA_SECURITY/$user.password")"
+    done
+  done
+  printf 'allow %s %s User:cordon\n' TOPIC "$KAFKA_ACL_PREFIX" GROUP "$KAFKA_ACL_PREFIX"
+}
+
+# kafka_grant_access: SCRAM users and ACLs through the Admin API (KRaft keeps them in the metadata log,
+# so they survive restarts); done again only when the storage or the grants changed.
+kafka_grant_access() {
+  local marker=$KAFKA_DIR/access.applied want out=$KAFKA_DIR/logs/access.out
+  if [[ -z $(kafka_pid) ]]; then
+    warn "kafka: broker not started by this script; not granting the secure listeners' users and ACLs"
+    return 0
+  fi
+  port_open "$KAFKA_SASL_SSL_PORT" && port_open "$KAFKA_MTLS_PORT" ||
+    die "kafka: secure listeners $HOST:$KAFKA_SASL_SSL_PORT / $HOST:$KAFKA_MTLS_PORT not answering (log: $KAFKA_OUT)"
+  want=$({ cat "$KAFKA_DIR/data/meta.properties" && kafka_grants; } | sha256sum | cut -d' ' -f1)
+  if [[ -f $marker && $(<"$marker") == "$want" ]]; then
+    log "kafka: SCRAM users (${KAFKA_USERS[*]}) and ACLs already granted"
+    return 0
+  fi
+  java --list-modules 2>/dev/null | grep -q '^jdk.compiler@' ||
+    die "kafka: a JDK (with jdk.compiler) is needed to run scripts/kafka-access.java"
+  log "kafka: granting SCRAM-SHA-256/512 users ${KAFKA_USERS[*]} and User:cordon's ACLs on $KAFKA_ACL_PREFIX* topics and groups"
+  if ! kafka_grants | java "$(kafka_log_opt)" -cp "$KAFKA_LIBS/*" \
+    "$SCRIPT_DIR/kafka-access.java" "$HOST:$KAFKA_PORT" >"$out" 2>&1; then
+    tail_log "$out"
+    die "kafka: granting users and ACLs failed (log: $out)"
+  fi
+  printf '%s\n' "$want" >"$marker"
+}
+
+kafka_log_opt() { # the JVM flag naming the logging config of this major
+  if ((KAFKA_MAJOR >= 4)); then printf '%s' "-Dlog4j2.configurationFile=$KAFKA_DIR/log4j2.properties"; else printf '%s' "-Dlog4j.configuration=file:$KAFKA_DIR/log4j.properties"; fi
 }
 
 kafka_pid() { managed_pid "$KAFKA_PID" "kafka.Kafka"; }
@@ -347,7 +522,13 @@ kafka_coordinator_error() {
 KAFKA_STARTED=0
 kafka_launch() {
   local pid
+  kafka_security_material
   pid=$(kafka_pid)
+  if [[ -n $pid ]] && ! kafka_config_current; then
+    log "kafka: server.properties changed (listeners, TLS material or settings); restarting pid $pid to apply it, data kept"
+    kafka_down
+    pid=""
+  fi
   if [[ -n $pid ]] && port_open "$KAFKA_PORT"; then
     if [[ $(kafka_coordinator_error || true) == 0 ]]; then
       log "kafka: already running (pid $pid, $HOST:$KAFKA_PORT)"
@@ -371,13 +552,13 @@ kafka_launch() {
   kafka_fetch
   kafka_configure
   [[ -f $KAFKA_OUT ]] && mv -f "$KAFKA_OUT" "$KAFKA_OUT.prev"
-  log "kafka: starting $KAFKA_VERSION KRaft broker+controller on $HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT)"
+  log "kafka: starting $KAFKA_VERSION KRaft broker+controller on $HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT, SASL_SSL $KAFKA_SASL_SSL_PORT, SSL mTLS $KAFKA_MTLS_PORT)"
   # The inner bash writes its own pid and then execs java, so the pid file names the JVM.
   (
     cd "$KAFKA_DIR"
     exec setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_PID" \
       java -Xms512m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-      "-Dlog4j.configuration=file:$KAFKA_DIR/log4j.properties" "-Dkafka.logs.dir=$KAFKA_DIR/logs" \
+      "$(kafka_log_opt)" "-Dkafka.logs.dir=$KAFKA_DIR/logs" \
       -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
       >"$KAFKA_OUT" 2>&1 </dev/null 9>&-
   ) &
@@ -433,7 +614,8 @@ kafka_status() {
   else
     state=stopped
   fi
-  printf '%-14s %-18s pid=%-8s port=%s:%s\n' kafka "$state" "${pid:--}" "$HOST" "$KAFKA_PORT"
+  printf '%-14s %-18s pid=%-8s port=%s:%s sasl_ssl=%s:%s(%s) ssl_mtls=%s:%s(%s)\n' kafka "$state" "${pid:--}" "$HOST" "$KAFKA_PORT" \
+    "$HOST" "$KAFKA_SASL_SSL_PORT" "$(port_state "$KAFKA_SASL_SSL_PORT")" "$HOST" "$KAFKA_MTLS_PORT" "$(port_state "$KAFKA_MTLS_PORT")"
 }
 
 # ---------------------------------------------------------------- elasticsearch
@@ -487,12 +669,12 @@ es_ensure_user() {
     chown -R "$ES_USER:" "$ES_HOME"
     : >"$ES_DIR/.chowned-$ES_VERSION"
   fi
-  chown "$ES_USER:" "$ES_DIR/data" "$ES_DIR/logs" "$ES_DIR/run" "$ES_DIR/tmp" "$ES_HOME/config" "$ES_HOME/config/elasticsearch.yml" "$ES_HOME/config/jvm.options.d"
-  chown -R "$ES_USER:" "$ES_DIR/data" "$ES_DIR/logs"
+  chown "$ES_USER:" "$ES_DATA" "$ES_DIR/logs" "$ES_DIR/run" "$ES_DIR/tmp" "$ES_HOME/config" "$ES_HOME/config/elasticsearch.yml" "$ES_HOME/config/jvm.options.d"
+  chown -R "$ES_USER:" "$ES_DATA" "$ES_DIR/logs"
 }
 
 es_configure() {
-  mkdir -p "$ES_DIR/data" "$ES_DIR/logs" "$ES_DIR/run" "$ES_DIR/tmp"
+  mkdir -p "$ES_DATA" "$ES_DIR/logs" "$ES_DIR/run" "$ES_DIR/tmp"
   # The integ-test-zip is a minimal distribution: modules are apm, transport-netty4,
   # x-pack-core and x-pack-security only (no ingest, ILM, ML, geoip, ...). Only settings
   # registered by those modules may appear here, unknown settings abort startup.
@@ -504,7 +686,7 @@ discovery.type: single-node
 network.host: $HOST
 http.port: $ES_PORT
 transport.port: $ES_TRANSPORT_PORT
-path.data: $ES_DIR/data
+path.data: $ES_DATA
 path.logs: $ES_DIR/logs
 xpack.security.enabled: false
 # never flip indices read-only because the disk is fullish
@@ -514,6 +696,29 @@ EOF
 }
 
 es_pid() { managed_pid "$ES_PID" "org.elasticsearch"; }
+
+es_java_min() { if ((ES_MAJOR >= 9)); then printf 21; else printf 17; fi; }
+
+java_major() { # java_major JAVA_BIN -> the JDK's major version
+  "$1" -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {split($2, v, "."); print v[1]}'
+}
+
+es_java_home() { # prints the first JDK home new enough for this Elasticsearch
+  local bin major
+  for bin in ${ES_JAVA_HOME:+"$ES_JAVA_HOME/bin/java"} "$(command -v java 2>/dev/null)" /usr/lib/jvm/*/bin/java; do
+    [[ -n $bin && -x $bin ]] || continue
+    major=$(java_major "$bin")
+    if [[ $major =~ ^[0-9]+$ ]] && ((major >= $(es_java_min))); then
+      dirname "$(dirname "$(readlink -f "$bin")")"
+      return 0
+    fi
+  done
+  return 1
+}
+
+es_running_version() { # the version of the Elasticsearch answering on ES_PORT
+  curl -s -m 5 "http://$HOST:$ES_PORT/_nodes/_local/version" 2>/dev/null | grep -o '"version":"[^"]*"' | head -1 | cut -d'"' -f4
+}
 
 es_healthy() { # prints status (green/yellow) when the cluster is at least yellow
   local body
@@ -525,8 +730,14 @@ es_healthy() { # prints status (green/yellow) when the cluster is at least yello
 
 ES_STARTED=0
 es_launch() {
-  local pid
+  local pid running
   pid=$(es_pid)
+  running=$([[ -n $pid ]] && port_open "$ES_PORT" && es_running_version || true)
+  if [[ -n $running && $running != "$ES_VERSION" ]]; then
+    log "elasticsearch: pid $pid runs $running, this stack wants $ES_VERSION; restarting it"
+    es_down
+    pid=""
+  fi
   if [[ -n $pid ]] && port_open "$ES_PORT"; then
     local status
     status=$(es_healthy) || {
@@ -554,7 +765,7 @@ es_launch() {
   es_configure
   es_ensure_user
   local java_home
-  java_home=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
+  java_home=$(es_java_home) || die "elasticsearch: $ES_VERSION needs Java $(es_java_min)+; none found on PATH or under /usr/lib/jvm (set ES_JAVA_HOME)"
   local out=$ES_DIR/logs/startup.out
   log "elasticsearch: starting $ES_VERSION on http://$HOST:$ES_PORT (heap $ES_HEAP$( ((IS_ROOT)) && printf ', as user %s' "$ES_USER"))"
   # -d daemonizes; the launcher returns once the node has started (or failed)
@@ -788,10 +999,12 @@ cmd_up() {
   has kafka && kafka_launch
   has elasticsearch && es_launch
   has kafka && kafka_wait
+  has kafka && kafka_grant_access
   has elasticsearch && es_wait
   log "up: done in $((SECONDS - t0))s"
   local env_line=()
   has kafka && env_line+=("KAFKA_BROKERS=$HOST:$KAFKA_PORT")
+  has kafka && log "kafka: SASL_SSL $HOST:$KAFKA_SASL_SSL_PORT (SCRAM-SHA-256/512) and SSL $HOST:$KAFKA_MTLS_PORT (client certificate required): CA, certificates and passwords of ${KAFKA_USERS[*]} in $KAFKA_SECURITY"
   has elasticsearch && env_line+=("ES_URL=http://$HOST:$ES_PORT")
   has redis && env_line+=("REDIS_URL=redis://$HOST:$REDIS_PORT")
   if ((${#env_line[@]})); then

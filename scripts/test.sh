@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, brings the real local stack up if it is not, type-checks,
-# builds (some tests run the built `cordon` as a separate process), then runs jest.
+# builds (some tests run the built `cordon` as a separate process), then runs jest; then the Kafka-
+# and Elasticsearch-facing tests again against Kafka 3.9 and Elasticsearch 8 (scripts/compat.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-fund --no-audit
@@ -14,4 +15,6 @@ if [ $# -gt 0 ]; then
 else
   npx jest --ci --testPathIgnorePatterns '\.serial\.test\.ts$'
   npx jest --ci --runInBand --testPathPattern '\.serial\.test\.ts$'
+  # the previous majors (Kafka 3.9, Elasticsearch 8) on a stack of their own
+  bash scripts/compat.sh
 fi

@@ -1,14 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import YAML from 'yaml';
 import { CorrelationConfig } from './correlate/config';
 import { AlertsConfig } from './alerts/config';
 import { IllumioEnforcerConfig } from './enforcer/illumio';
 import { KubernetesEnforcerConfig } from './enforcer/kubernetes';
 import { WebhookEnforcerConfig } from './enforcer/webhook';
 import { TokenConfig } from './http/auth';
+import { KafkaSaslConfig, KafkaTlsConfig, saslNeedsTls } from './kafka-security';
+import { LedgerConfig } from './ledger/checkpoint-config';
 import { FORMATS } from './normalize/normalizer';
+import { NotifyConfig } from './notify/config';
 import { ElasticsearchSiemObject, SIEM_ENV, SplunkSiemConfig, type ElasticsearchSiemConfig } from './siem/config';
+import { DEFAULT_JSON_LIMITS, jsonLimitProblem, parseYaml, type JsonParse } from './validation';
 
 /**
  * One configuration model: defaults < config file (YAML or JSON) < environment variables.
@@ -79,7 +82,10 @@ export const ConfigSchema = z.object({
           siem: z.string().min(1).default('cordon-siem'),
         })
         .prefault({}),
+      tls: KafkaTlsConfig.optional(),
+      sasl: KafkaSaslConfig.optional(),
     })
+    .refine(saslNeedsTls, { path: ['sasl'], message: 'SASL needs kafka.tls: Cordon does not send credentials or telemetry in the clear' })
     .prefault({}),
   redis: z
     .object({
@@ -87,8 +93,16 @@ export const ConfigSchema = z.object({
       keyPrefix: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, dot, dash or underscore').default('cordon'),
     })
     .prefault({}),
+  flows: z
+    .object({
+      /** Distinct flows (direction, peer, port/protocol, verdict) the flow history keeps per entity and hour; the rest are only counted. */
+      maxPerHour: z.number().int().min(1).max(100_000).default(2_000),
+    })
+    .prefault({}),
   elasticsearch: ElasticsearchConfig,
   splunk: SplunkSiemConfig,
+  /** Signed checkpoints of the ledger's head (src/ledger/checkpoint-config.ts, docs/ledger.md). */
+  ledger: LedgerConfig,
   siem: z
     .object({
       /** How long stop waits for queued documents to reach Elasticsearch / Splunk (they stay queued). */
@@ -96,12 +110,23 @@ export const ConfigSchema = z.object({
     })
     .prefault({}),
   alerts: AlertsConfig,
+  /** Where notify steps and approval requests are delivered (webhook, Slack, Teams). */
+  notify: NotifyConfig,
   http: z
-    .object({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) })
+    .object({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8080),
+      /** Request bodies larger than this (bytes) are refused with 413 before they are parsed. */
+      bodyLimit: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+      /** JSON bodies nested deeper than this are refused with 400 before they are parsed. */
+      maxJsonDepth: z.number().int().min(8).max(512).default(64),
+    })
     .prefault({}),
   ingest: z
     .object({
       maxRecordBytes: z.number().int().min(1024).default(1024 * 1024),
+      /** JSON records nested deeper than this go to the dead-letter topic, refused before parsing. */
+      maxJsonDepth: z.number().int().min(8).max(512).default(64),
       /** Events stamped further ahead of the broker's clock than this are rejected. */
       maxFutureSkewMs: Duration.default(5 * 60_000),
       /** Events older than this (relative to the Kafka message timestamp) are rejected; 0 disables. */
@@ -124,6 +149,12 @@ export const ConfigSchema = z.object({
       /** How long start-up waits for another writer's ledger lock: longer than its 15 s TTL, so a restart after a crash waits out the dead writer's lock. */
       lockWaitMs: Duration.default(20_000),
       reconcileIntervalMs: Duration.min(100).default(10_000),
+      /** A live quarantine whose labels were changed outside Cordon: put them back (`reapply`) or end it (`release`). */
+      driftPolicy: z.enum(['reapply', 'release']).default('reapply'),
+      /** The longest one extension may ask (`POST /api/quarantines/:entity/extend`); never above 7d, the hard TTL limit. */
+      maxExtensionMs: Duration.min(1000).max(7 * 86_400_000, 'at most 7d (604800000), the hard limit of a quarantine TTL').default(86_400_000),
+      /** How long, from its first apply, extensions may keep one quarantine in place (a playbook's max_lifetime may lower it). */
+      maxLifetimeMs: Duration.min(1000).default(30 * 86_400_000),
       breaker: z
         .object({
           maxConcurrent: z.number().int().min(1).default(50),
@@ -169,6 +200,13 @@ const ENV: Record<string, { path: string[]; type: EnvType }> = {
   CORDON_KAFKA_BROKERS: { path: ['kafka', 'brokers'], type: 'list' },
   CORDON_KAFKA_CLIENT_ID: { path: ['kafka', 'clientId'], type: 'string' },
   CORDON_KAFKA_PARTITIONS: { path: ['kafka', 'partitions'], type: 'number' },
+  CORDON_KAFKA_TLS_CA_FILE: { path: ['kafka', 'tls', 'caFile'], type: 'string' },
+  CORDON_KAFKA_TLS_CERT_FILE: { path: ['kafka', 'tls', 'certFile'], type: 'string' },
+  CORDON_KAFKA_TLS_KEY_FILE: { path: ['kafka', 'tls', 'keyFile'], type: 'string' },
+  CORDON_KAFKA_SASL_MECHANISM: { path: ['kafka', 'sasl', 'mechanism'], type: 'string' },
+  CORDON_KAFKA_SASL_USERNAME: { path: ['kafka', 'sasl', 'username'], type: 'string' },
+  CORDON_KAFKA_SASL_PASSWORD: { path: ['kafka', 'sasl', 'password'], type: 'string' },
+  CORDON_KAFKA_SASL_PASSWORD_FILE: { path: ['kafka', 'sasl', 'passwordFile'], type: 'string' },
   CORDON_REDIS_URL: { path: ['redis', 'url'], type: 'string' },
   CORDON_REDIS_PREFIX: { path: ['redis', 'keyPrefix'], type: 'string' },
   CORDON_ES_URL: { path: ['elasticsearch', 'url'], type: 'string' },
@@ -176,6 +214,7 @@ const ENV: Record<string, { path: string[]; type: EnvType }> = {
   CORDON_HTTP_PORT: { path: ['http', 'port'], type: 'number' },
   CORDON_MAX_RECORD_BYTES: { path: ['ingest', 'maxRecordBytes'], type: 'number' },
   CORDON_MAX_EVENT_AGE_MS: { path: ['ingest', 'maxEventAgeMs'], type: 'number' },
+  CORDON_LEDGER_CHECKPOINT_KEY: { path: ['ledger', 'checkpoint', 'privateKey'], type: 'string' },
   ...SIEM_ENV,
 };
 
@@ -186,15 +225,45 @@ export class ConfigError extends Error {
 export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: object } = {}): Config {
   const env = opts.env ?? process.env;
   const file = opts.file ?? env.CORDON_CONFIG;
-  const raw = deepMerge(file ? readConfigFile(file) : {}, envOverrides(env), opts.overrides ?? {});
+  const fromFile = file ? readConfigFile(file) : {};
+  refuseSecretsInFile(fromFile, file);
+  const raw = deepMerge(fromFile, envOverrides(env), opts.overrides ?? {});
   const parsed = ConfigSchema.safeParse(raw, { reportInput: true });
   if (parsed.success) return parsed.data;
   throw new ConfigError(
     'invalid configuration:\n' +
       parsed.error.issues
-        .map((i) => `  ${i.path.join('.') || '(root)'} = ${JSON.stringify(i.input)}: ${i.message}`)
+        .map((i) => `  ${i.path.join('.') || '(root)'} = ${redacted(i.path, i.input)}: ${i.message}`)
         .join('\n'),
   );
+}
+
+/** Secrets that may come from the environment or a file of their own, never from the config file. */
+const ENV_ONLY_SECRETS = [
+  { path: ['kafka', 'sasl', 'password'], env: 'CORDON_KAFKA_SASL_PASSWORD', file: 'kafka.sasl.passwordFile' },
+  { path: ['ledger', 'checkpoint', 'privateKey'], env: 'CORDON_LEDGER_CHECKPOINT_KEY', file: 'ledger.checkpoint.privateKeyFile' },
+];
+
+function refuseSecretsInFile(doc: object, file: string | undefined): void {
+  for (const secret of ENV_ONLY_SECRETS) {
+    let node: unknown = doc;
+    for (const key of secret.path) node = isPlainObject(node) ? node[key] : undefined;
+    if (node !== undefined) {
+      throw new ConfigError(`config file ${file}: ${secret.path.join('.')} may not be in a config file; set ${secret.env} or ${secret.file}`);
+    }
+  }
+}
+
+/** Keys whose values are secrets (`passwordFile` and the like name a file, and are shown). */
+const SECRET_KEY = /(password|secret|token|apikey|passphrase|privatekey)$/i;
+
+/** An invalid value as the error shows it, with every secret (by key name) replaced. */
+function redacted(path: PropertyKey[], input: unknown): string {
+  const hide = (key: PropertyKey, v: unknown): unknown =>
+    SECRET_KEY.test(String(key)) && v !== undefined && !isPlainObject(v) && !Array.isArray(v) ? '(redacted)' : v;
+  const last = path[path.length - 1];
+  if (last !== undefined && hide(last, input) !== input) return '(redacted)';
+  return JSON.stringify(input, (key, v: unknown) => (key === '' ? v : hide(key, v)));
 }
 
 function readConfigFile(file: string): object {
@@ -204,12 +273,21 @@ function readConfigFile(file: string): object {
   } catch (err) {
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
   }
+  const parsed = file.endsWith('.json') ? parseConfigJson(text) : parseYaml(text);
+  if (!parsed.ok) throw new ConfigError(`cannot parse config file ${file}: ${parsed.reason}`);
+  const doc = parsed.value;
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`cannot parse config file ${file}: expected a mapping at the top`);
+  return doc;
+}
+
+/** Within the size and depth limits; a `__proto__` key is an own key the schema then drops. */
+function parseConfigJson(text: string): JsonParse {
+  const over = jsonLimitProblem(text, DEFAULT_JSON_LIMITS);
+  if (over) return { ok: false, reason: over };
   try {
-    const doc = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
-    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new Error('expected a mapping at the top');
-    return doc as object;
+    return { ok: true, value: JSON.parse(text) };
   } catch (err) {
-    throw new ConfigError(`cannot parse config file ${file}: ${(err as Error).message}`);
+    return { ok: false, reason: (err as Error).message };
   }
 }
 

@@ -1,6 +1,12 @@
-import { Kafka, logLevel, type Admin, type ITopicConfig, type LogEntry, type Message, type Producer, type TopicMessages } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type ITopicConfig, type ISocketFactory, type KafkaConfig, type LogEntry, type Message, type Producer, type SASLOptions, type TopicMessages } from 'kafkajs';
 import type { Config } from './config';
+import { isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { explainTlsFailure, readKafkaCredentials, type KafkaCredentials, type KafkaTlsConfig } from './kafka-security';
 import type { Logger } from './logger';
+
+/** The client library's types, for the rest of Cordon: nothing outside this module (and the assigner) imports the client. */
+export type { Admin, Batch, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 
 /** kafkajs speaks through the service's pino logger. */
 function pinoLogCreator(log: Logger) {
@@ -26,7 +32,37 @@ export function createKafka(config: Config, log: Logger, clientId = config.kafka
     logLevel: logLevel.WARN,
     logCreator: pinoLogCreator(log.child({ component: 'kafkajs' })),
     retry: { initialRetryTime: 200, retries: 8 },
+    ...securityOptions(readKafkaCredentials(config.kafka)),
+    ...(config.kafka.tls ? { socketFactory: tlsSocketFactory(config.kafka.tls) } : {}),
   });
+}
+
+/**
+ * kafkajs's own TLS socket, plus an error listener that runs before kafkajs's and rewrites a
+ * certificate failure into what it means and which config key to look at.
+ */
+function tlsSocketFactory(tls: KafkaTlsConfig): ISocketFactory {
+  return ({ host, port, ssl, onConnect }) => {
+    const socket = tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect);
+    socket.setKeepAlive(true, 60_000);
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      const explained = explainTlsFailure(err.code, `${host}:${port}`, tls);
+      if (explained) err.message = explained;
+    });
+    return socket;
+  };
+}
+
+/** TLS and SASL in kafkajs's terms: certificates always verified, SCRAM mechanisms in its lowercase names. */
+function securityOptions({ tls, sasl }: KafkaCredentials): Pick<KafkaConfig, 'ssl' | 'sasl'> {
+  return {
+    ...(tls ? { ssl: { rejectUnauthorized: true, ...tls } } : {}),
+    ...(sasl ? { sasl: scram(sasl) } : {}),
+  };
+}
+
+function scram({ mechanism, username, password }: NonNullable<KafkaCredentials['sasl']>): SASLOptions {
+  return mechanism === 'SCRAM-SHA-256' ? { mechanism: 'scram-sha-256', username, password } : { mechanism: 'scram-sha-512', username, password };
 }
 
 /**

@@ -70,6 +70,38 @@ export class Metrics {
     },
   });
 
+  readonly releaseFailures = new Counter({
+    name: 'cordon_release_failures_total',
+    help: 'Releases and expiries of a quarantine that failed (the enforcer could not revert) and are tried again with backoff.',
+    registers: [this.registry],
+  });
+
+  readonly leasesOverdue = new Gauge({
+    name: 'cordon_leases_overdue',
+    help: 'Live leases past their expiry whose release keeps failing, as the last reconcile found them.',
+    registers: [this.registry],
+  });
+
+  readonly consumerCrashes = new Counter({
+    name: 'cordon_consumer_crashes_total',
+    help: 'Kafka consumers that died, by consumer and who restarts them (kafkajs, or cordon when kafkajs does not).',
+    labelNames: ['consumer', 'restart'] as const,
+    registers: [this.registry],
+  });
+
+  readonly consumerRestarts = new Counter({
+    name: 'cordon_consumer_restarts_total',
+    help: 'Restarts Cordon made of a Kafka consumer that kafkajs left dead, by consumer.',
+    labelNames: ['consumer'] as const,
+    registers: [this.registry],
+  });
+
+  readonly flowOverflow = new Counter({
+    name: 'cordon_flow_overflow_total',
+    help: 'Flows not kept in the flow history: their entity-hour already held flows.maxPerHour distinct flows.',
+    registers: [this.registry],
+  });
+
   readonly alerts = new Counter({
     name: 'cordon_alerts_total',
     help: 'SIEM alerts posted to /api/alerts/*, by source and outcome (accepted, refused, unauthorized, unavailable).',

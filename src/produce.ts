@@ -1,4 +1,4 @@
-import type { Message, Producer } from 'kafkajs';
+import type { Message, Producer } from './kafka';
 import { subjectKey } from './events';
 import { fileSize, readLines } from './io/lines';
 import { ProgressBar } from './io/progress';

@@ -1,5 +1,5 @@
 import Redis from 'ioredis';
-import type { Kafka } from 'kafkajs';
+import type { Kafka } from './kafka';
 import type { Config } from './config';
 import { Containment, type IncidentDecision } from './contain/containment';
 import { Correlator } from './correlate/correlator';
@@ -8,6 +8,7 @@ import { registerAlertRoutes } from './alerts/routes';
 import { enforcersFrom, prepareEnforcers } from './enforcer/registry';
 import { registerConsole } from './console/console';
 import { LedgerIndex } from './ledger/incident-index';
+import { checkpointStage } from './ledger/checkpoint-stage';
 import { FlowHistory } from './flows/history';
 import { FlowRecorder } from './flows/recorder';
 import { registerApi } from './http/api';
@@ -54,7 +55,11 @@ export class Service {
     this.kafka = createKafka(config, log);
     this.redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
     const rekey = new Rekey({ kafka: this.kafka, config, log: log.child({ stage: 'rekey' }), metrics: this.metrics });
-    const flows = new FlowHistory(this.redis, config.redis.keyPrefix, { log: log.child({ component: 'flows' }) });
+    const flows = new FlowHistory(this.redis, config.redis.keyPrefix, {
+      log: log.child({ component: 'flows' }),
+      maxPerHour: config.flows.maxPerHour,
+      onOverflow: (n) => this.metrics.flowOverflow.inc(n),
+    });
     this.correlator = new Correlator({
       kafka: this.kafka,
       redis: this.redis,
@@ -79,7 +84,7 @@ export class Service {
         })
       : undefined;
     const containment = this.containment;
-    const siem = SiemStage.wanted(config) ? new SiemStage({ kafka: this.kafka, redis: this.redis, config, log: log.child({ stage: 'siem' }) }) : undefined;
+    const siem = SiemStage.wanted(config) ? new SiemStage({ kafka: this.kafka, redis: this.redis, config, log: log.child({ stage: 'siem' }), metrics: this.metrics }) : undefined;
     this.siem = siem;
     const alertsTo = config.alerts.enabled ? alertTopic(config) : undefined;
     if (config.alerts.enabled && !alertsTo) log.warn('no input topic reads Cordon anomalies (format cordon or auto): /api/alerts/* is off');
@@ -93,13 +98,16 @@ export class Service {
     this.http = createHttpServer({
       log,
       metrics: this.metrics,
+      limits: config.http,
       checks: [
         { name: 'redis', check: async () => void (await this.redis.ping()) },
         { name: 'kafka', check: () => this.checkKafka() },
-        { name: 'rekey', check: async () => assert(rekey.isRunning(), 'consumer not running') },
-        { name: 'correlate', check: async () => assert(correlator.isRunning(), 'consumer not running') },
-        ...(containment ? [{ name: 'contain', check: async () => assert(containment.isRunning(), 'containment not running') }] : []),
-        ...(siem ? [{ name: 'siem', check: async () => assert(siem.isRunning(), 'consumer not running') }] : []),
+        { name: 'rekey', check: async () => refuse(rekey.isRunning() ? rekey.consumerTrouble() : 'consumer not running') },
+        { name: 'correlate', check: async () => refuse(correlator.isRunning() ? correlator.consumerTrouble() : 'consumer not running') },
+        ...(containment ? [{ name: 'contain', check: async () => refuse(containment.isRunning() ? containment.consumerTrouble() : 'containment not running') }] : []),
+        ...(containment ? [{ name: 'ledger', check: async () => refuse(containment.isRunning() ? containment.ledger.unwritable : 'containment, which writes the ledger, is not running') }] : []),
+        ...(siem ? [{ name: 'siem', check: async () => refuse(siem.isRunning() ? siem.consumerTrouble() : 'consumer not running') }] : []),
+        { name: 'ledger-index', check: async () => refuse(ledgerIndex.isRunning() ? ledgerIndex.consumerTrouble() : 'consumer not running') },
       ],
     });
     registerApi(this.http, {
@@ -110,7 +118,7 @@ export class Service {
       publicUrl: config.auth.publicUrl,
       linkTtlMs: config.auth.linkTtlMs,
     });
-    const ledgerIndex = new LedgerIndex({ kafka: this.kafka, redis: this.redis, topic: config.kafka.topics.ledger, prefix: config.redis.keyPrefix, log: log.child({ stage: 'ledger-index' }) });
+    const ledgerIndex = new LedgerIndex({ kafka: this.kafka, redis: this.redis, topic: config.kafka.topics.ledger, prefix: config.redis.keyPrefix, log: log.child({ stage: 'ledger-index' }), metrics: this.metrics });
     registerConsoleApi(this.http, { containment: () => (containment?.isRunning() ? containment : undefined), incidents: this.correlator.incidents, tokens: config.auth.tokens, flows, ledger: ledgerIndex });
     registerConsole(this.http);
     registerIncidentRoutes(this.http, { incidents: this.correlator.incidents, requests: statusRequests, tokens: config.auth.tokens, audit: (entry) => this.auditDecision(entry) });
@@ -124,6 +132,7 @@ export class Service {
         ? [
             { name: 'enforcers', start: () => prepareEnforcers(enforcers, log), stop: async () => {} },
             { name: 'contain', start: () => containment.start(), stop: () => containment.stop() },
+            ...(config.ledger.checkpoint ? [checkpointStage(config, log, () => containment.ledger)] : []),
           ]
         : []),
       { name: 'correlate', start: () => correlator.start(), stop: () => correlator.stop() },
@@ -194,6 +203,7 @@ export class Service {
   }
 }
 
-function assert(ok: boolean, message: string): void {
-  if (!ok) throw new Error(message);
+/** A check that fails with `why`, when there is one. */
+function refuse(why: string | undefined): void {
+  if (why !== undefined) throw new Error(why);
 }

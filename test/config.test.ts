@@ -38,6 +38,21 @@ describe('config', () => {
     expect(() => loadConfig({ file, env: {} })).toThrow(/bad\.yaml: expected a mapping/);
   });
 
+  it('refuses a config file nested too deep, JSON or YAML, naming the limit', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-config-'));
+    const json = join(dir, 'deep.json');
+    writeFileSync(json, `{"http": {"port": 1234, "x": ${'['.repeat(100_000)}${']'.repeat(100_000)}}}`);
+    expect(() => loadConfig({ file: json, env: {} })).toThrow(/deep\.json: too deep: nesting goes beyond 64 levels at offset 91/);
+    const yaml = join(dir, 'deep.yaml');
+    writeFileSync(yaml, `http:\n  port: 1234\n  x: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`);
+    expect(() => loadConfig({ file: yaml, env: {} })).toThrow(/deep\.yaml: too deep: nesting goes beyond 64 levels/);
+    const laughs = join(dir, 'laughs.yaml');
+    const lines = ['a: &a [x,x,x,x,x,x,x,x,x,x]'];
+    for (const [i, name] of ['b', 'c', 'd', 'e'].entries()) lines.push(`${name}: &${name} [${Array(10).fill(`*${'abcd'[i]}`).join(',')}]`);
+    writeFileSync(laughs, `${lines.join('\n')}\nhttp:\n  port: 1234\n`);
+    expect(() => loadConfig({ file: laughs, env: {} })).toThrow(/laughs\.yaml: Excessive alias count/);
+  });
+
   it('ignores prototype-pollution keys in files', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cordon-config-'));
     const file = join(dir, 'p.json');
@@ -77,7 +92,7 @@ describe('config', () => {
     const none = loadConfig({ env: {} }).contain.enforcers;
     expect([none.webhook, none.kubernetes, none.illumio]).toEqual([undefined, undefined, undefined]);
     expect(() => loadConfig({ env: {}, overrides: { contain: { enforcers: { webhook: { url: 'https://a.example/', secret: 'short' } } } } })).toThrow(
-      /contain\.enforcers\.webhook\.secret = "short": .*32/,
+      /contain\.enforcers\.webhook\.secret = \(redacted\): .*32/,
     );
     expect(() => loadConfig({ env: {}, overrides: { contain: { enforcers: { illumio: { pceUrl: 'ftp://pce', orgId: 0, apiKeyId: 'a', apiKeySecret: 's' } } } } })).toThrow(
       /contain\.enforcers\.illumio\.pceUrl = "ftp:\/\/pce": expected an http\(s\) URL[\s\S]*contain\.enforcers\.illumio\.orgId = 0/,

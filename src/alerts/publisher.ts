@@ -1,4 +1,4 @@
-import type { Kafka, Producer } from 'kafkajs';
+import type { Kafka, Producer } from '../kafka';
 import type { Config } from '../config';
 import { subjectKey, type Anomaly } from '../events';
 import { partitionCount } from '../kafka';

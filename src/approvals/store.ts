@@ -30,18 +30,52 @@ export const Approval = z.object({
 });
 export type Approval = z.infer<typeof Approval>;
 
-/** Moves a pending approval to its decision atomically; a second decision finds it decided. */
+/**
+ * Moves a pending approval to its decision atomically; a second decision finds it decided. With a
+ * guard (ARGV[3] now, ARGV[4] the decider's groups as JSON) a person's decision is refused at or
+ * past the deadline (the deadline's own on_timeout decides then) and from outside the approval's
+ * groups, checked against the stored approval. ARGV[5] is the JSON the decision was built from:
+ * changed since (escalated), the caller builds it again.
+ */
 const DECIDE = `
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if not current then return {0, ''} end
 local a = cjson.decode(current)
 if a['state'] ~= 'pending' then return {1, current} end
+if ARGV[3] ~= '' then
+  if tonumber(ARGV[3]) >= tonumber(a['deadline']) then return {3, current} end
+  local member = false
+  for _, g in ipairs(cjson.decode(ARGV[4])) do
+    for _, w in ipairs(a['approvers']) do if g == w then member = true end end
+  end
+  if not member then return {4, current} end
+end
+if current ~= ARGV[5] then return {5, current} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return {2, ARGV[2]}
 `;
 
-export type Decision = { state: Exclude<ApprovalState, 'pending'>; by: string; reason: string; at: number; approvedTtlMs?: number };
+export type Decision = {
+  state: Exclude<ApprovalState, 'pending'>;
+  by: string;
+  reason: string;
+  at: number;
+  approvedTtlMs?: number;
+  /** A person's decision: refused at or past the deadline (`at`), and unless `groups` shares one of the approval's. */
+  person?: { groups: readonly string[] };
+};
+
+export type DecideResult =
+  | { result: 'decided'; approval: Approval }
+  | { result: 'already'; approval: Approval }
+  /** The deadline passed: the approval's on_timeout decides. */
+  | { result: 'late'; approval: Approval }
+  /** The decider is in none of the approval's groups. */
+  | { result: 'forbidden'; approval: Approval }
+  | { result: 'missing' };
+
+const CODES = { 1: 'already', 2: 'decided', 3: 'late', 4: 'forbidden' } as const;
 
 /** Approvals in Redis: a hash by id and a sorted set of the pending ones by deadline. */
 export class ApprovalStore {
@@ -78,22 +112,27 @@ export class ApprovalStore {
     return all.map((v) => Approval.parse(JSON.parse(v))).filter((a) => a.incidentId === incidentId);
   }
 
-  /** `decided` holds the decision already taken when another one got there first. */
-  async decide(id: string, decision: Decision): Promise<{ result: 'decided'; approval: Approval } | { result: 'already'; approval: Approval } | { result: 'missing' }> {
-    const current = await this.get(id);
-    if (!current) return { result: 'missing' };
-    const next: Approval = {
-      ...current,
-      state: decision.state,
-      decidedBy: decision.by,
-      reason: decision.reason,
-      decidedAt: decision.at,
-      ...(decision.approvedTtlMs ? { approvedTtlMs: decision.approvedTtlMs } : {}),
-    };
-    const [code, json] = (await this.redis.eval(DECIDE, 2, this.keys.all, this.keys.pending, id, JSON.stringify(next))) as [number, string];
-    if (code === 0) return { result: 'missing' };
-    const approval = Approval.parse(JSON.parse(json));
-    return code === 2 ? { result: 'decided', approval } : { result: 'already', approval };
+  /** `already` holds the decision taken when another one got there first. */
+  async decide(id: string, decision: Decision): Promise<DecideResult> {
+    for (let attempt = 0; ; attempt++) {
+      const raw = await this.redis.hget(this.keys.all, id);
+      if (!raw) return { result: 'missing' };
+      const current = Approval.parse(JSON.parse(raw));
+      const next: Approval = {
+        ...current,
+        state: decision.state,
+        decidedBy: decision.by,
+        reason: decision.reason,
+        decidedAt: decision.at,
+        ...(decision.approvedTtlMs ? { approvedTtlMs: decision.approvedTtlMs } : {}),
+      };
+      const guard = decision.person ? [String(decision.at), JSON.stringify(decision.person.groups)] : ['', '[]'];
+      const [code, json] = (await this.redis.eval(DECIDE, 2, this.keys.all, this.keys.pending, id, JSON.stringify(next), ...guard, raw)) as [number, string];
+      if (code === 0) return { result: 'missing' };
+      if (code === 5 && attempt < 5) continue;
+      if (code === 5) throw new Error(`approval ${id} kept changing while it was being decided`);
+      return { result: CODES[code as keyof typeof CODES], approval: Approval.parse(JSON.parse(json)) };
+    }
   }
 
   /** Escalation re-opens the approval for the next group with a new deadline. */

@@ -8,7 +8,11 @@ import { z } from 'zod';
 import type { Config } from '../config';
 import { createKafka } from '../kafka';
 import { createLogger } from '../logger';
-import { LedgerBrokenError, exportLedger, verifyLedger, type LedgerVerifyResult } from '../ledger/audit';
+import { enforcersFrom } from '../enforcer/registry';
+import { LedgerBrokenError, exportLedger, verifyLedger, verifyLedgerCheckpoints, type CheckpointMismatch, type LedgerVerifyResult } from '../ledger/audit';
+import { CheckpointError, describeCheckpoint } from '../ledger/checkpoint';
+import { checkpointStoreFrom, checkpointVerifyKeys } from '../ledger/checkpoint-stores';
+import { RebuildRefusedError, enforcerDropGuard } from '../ledger/rebuild';
 import { verifyAsync } from '../ledger/chain';
 import { Ledger, LedgerStateError } from '../ledger/ledger';
 import { LedgerLockedError } from '../ledger/lock';
@@ -34,14 +38,20 @@ export function registerAudit(program: Command): void {
 
   audit
     .command('verify')
-    .description('walk the hash chain of the ledger topic (or of an exported file); exit 1 naming the first broken or missing record')
+    .description('walk the hash chain of the ledger topic (or of an exported file) and check it against the signed checkpoints of ledger.checkpoint; exit 1 naming the first break')
     .option('--file <file>', 'verify an export (JSON lines) instead of the topic')
     .option('-c, --config <file>', 'config file')
     .action(async (raw) => {
       const opts = parseOptions('audit verify', VerifyOptions, raw);
       const config = configFrom(opts);
-      const result = opts.file ? await verifyFile(opts.file) : await withKafka(config, (kafka) => verifyLedger(kafka, config.kafka.topics.ledger));
-      process.stdout.write(`${describeVerify(result)}\n`);
+      if (opts.file || !config.ledger.checkpoint) {
+        const result = opts.file ? await verifyFile(opts.file) : await withKafka(config, (kafka) => verifyLedger(kafka, config.kafka.topics.ledger));
+        process.stdout.write(`${describeVerify(result)}\n`);
+        if (!result.ok) process.exitCode = 1;
+        return;
+      }
+      const result = await withKafka(config, (kafka, log) => verifyAgainstCheckpoints(config, kafka, log));
+      process.stdout.write(`${result.text}\n`);
       if (!result.ok) process.exitCode = 1;
     });
 
@@ -75,7 +85,7 @@ export function registerAudit(program: Command): void {
       const summary = await withKafka(config, async (kafka, log) => {
         // A broken or diverged ledger is a finding, not a crash: name it and exit 1.
         const refused = (err: unknown) => {
-          if (!(err instanceof LedgerBrokenError || err instanceof LedgerStateError)) throw err;
+          if (!(err instanceof LedgerBrokenError || err instanceof LedgerStateError || err instanceof RebuildRefusedError)) throw err;
           process.stderr.write(`cordon audit rebuild: refused, the registry is left as it was: ${err.message}\n`);
           process.exitCode = 1;
           return undefined;
@@ -91,6 +101,7 @@ export function registerAudit(program: Command): void {
             prefix: config.redis.keyPrefix,
             owner: `cordon-audit-rebuild@${process.pid}`,
             startup: 'rebuild',
+            dropGuard: enforcerDropGuard(enforcersFrom(config, redis, log)),
           }).catch((err: unknown) => {
             if (err instanceof LedgerLockedError) throw new CliError(`cordon audit rebuild: ${err.message}`);
             return refused(err);
@@ -124,6 +135,36 @@ export function registerAudit(program: Command): void {
 async function withKafka<T>(config: Config, use: (kafka: ReturnType<typeof createKafka>, log: ReturnType<typeof createLogger>) => Promise<T>): Promise<T> {
   const log = createLogger(config.log.level === 'info' ? 'error' : config.log.level);
   return use(createKafka(config, log, 'cordon-audit'), log);
+}
+
+/** The chain, then the checkpoints in the configured store (tail cut, rewritten chain, bad signature). */
+async function verifyAgainstCheckpoints(config: Config, kafka: ReturnType<typeof createKafka>, log: ReturnType<typeof createLogger>): Promise<{ ok: boolean; text: string }> {
+  const c = config.ledger.checkpoint!;
+  let keys: ReturnType<typeof checkpointVerifyKeys>;
+  let store: ReturnType<typeof checkpointStoreFrom>;
+  try {
+    keys = checkpointVerifyKeys(c);
+    store = checkpointStoreFrom(c.store, config, log);
+  } catch (err) {
+    if (err instanceof CheckpointError) throw new CliError(`cordon audit verify: ${err.message}`);
+    throw err;
+  }
+  try {
+    const checkpoints = (await store.list()).filter((cp) => cp.topic === config.kafka.topics.ledger);
+    const result = await verifyLedgerCheckpoints(kafka, config.kafka.topics.ledger, checkpoints, keys);
+    if ('checkpoint' in result) return { ok: false, text: describeMismatch(result, store.describe) };
+    if (!result.ok) return { ok: false, text: describeVerify(result) };
+    return { ok: true, text: `${describeVerify(result)}; ${checkpoints.length} checkpoint(s) in ${store.describe} agree` };
+  } catch (err) {
+    if (err instanceof CheckpointError) throw new CliError(`cordon audit verify: ${err.message}`);
+    throw err;
+  } finally {
+    await store.close?.();
+  }
+}
+
+export function describeMismatch(m: CheckpointMismatch, where: string): string {
+  return `FAILED against the ${describeCheckpoint(m.checkpoint)} in ${where}: ${m.reason}; ${m.count} record(s) verified`;
 }
 
 async function verifyFile(file: string): Promise<LedgerVerifyResult> {

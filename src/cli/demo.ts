@@ -1,9 +1,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from '@elastic/elasticsearch';
+import { createEsClient } from '../siem/es-client';
 import type { Command } from 'commander';
 import Redis from 'ioredis';
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Consumer, Kafka } from '../kafka';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { freePort, OUTPUT_DIR, REPO_ROOT, startCordon, writeConfig, type CordonProcess } from '../../bench/support/cordon-process';
@@ -269,7 +269,7 @@ class Demo {
       return say(this.out.elasticsearch);
     }
     const index = `${this.runId}-incidents`;
-    const es = new Client({ node: config.elasticsearch.url, requestTimeout: 10_000 });
+    const es = createEsClient({ node: config.elasticsearch.url, requestTimeout: 10_000 });
     try {
       const deadline = Date.now() + 15_000;
       for (;;) {

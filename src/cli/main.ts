@@ -15,7 +15,7 @@ import { registerDemo } from './demo';
 export function buildProgram(): Command {
   const program = new Command('cordon')
     .description('Cordon: automated, bounded and audited containment of lateral movement')
-    .version(pkg.version)
+    .version(`${pkg.version} (node ${process.version})`)
     .showHelpAfterError()
     .exitOverride();
   registerRun(program);

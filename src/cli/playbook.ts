@@ -64,7 +64,7 @@ export function registerPlaybook(program: Command): void {
     .argument('<incident>', 'incident JSON file')
     .option('--now <iso>', 'the time the run starts (default: the incident\'s lastSeen, so the output is reproducible)')
     .option('--json', 'print the result as JSON')
-    .option('--active-quarantines <n>', 'quarantines active now (with --recent-quarantines: apply the limits in the plan)')
+    .option('--active-quarantines <n>', 'live quarantines of the runs of this playbook now (with --recent-quarantines: apply the limits in the plan)')
     .option('--recent-quarantines <n>', 'new quarantines within the circuit breaker window')
     .action((playbookPath: string, incidentPath: string, raw) => {
       const opts = parseOptions('playbook test', TestOptions, { ...raw, playbook: playbookPath, incident: incidentPath });

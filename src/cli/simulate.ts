@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Message } from 'kafkajs';
+import type { Message } from '../kafka';
 import { z } from 'zod';
 import { createKafka, sendInChunks } from '../kafka';
 import { createLogger } from '../logger';

@@ -444,6 +444,7 @@ export const CONSOLE_JS = String.raw`
       var tot = t.totals;
       box.appendChild(h('p', { class: 'small' }, [h('strong', { text: t.name || t.key }), ' · last ' + impact.hours + ' h: ',
         h('span', { class: 'cut', text: tot.allowed + ' allowed connections will be cut' }), ' (' + tot.out + ' outgoing, ' + tot.in + ' incoming, ' + tot.peers + ' peers); ' + tot.denied + ' already denied.']));
+      if (t.overflow > 0) box.appendChild(h('p', { class: 'muted small overflow', text: t.overflow + ' more flows not kept (past the bound of distinct flows per hour)' }));
       if (!t.flows.length) { box.appendChild(h('p', { class: 'muted small', text: 'No flows seen to or from it in that time.' })); return; }
       var shown = t.flows.slice(0, 50);
       function flowTable(rows) {

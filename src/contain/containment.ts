@@ -1,8 +1,8 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type Redis from 'ioredis';
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from '../kafka';
 import type { Approval } from '../approvals/store';
-import { ApprovalStore } from '../approvals/store';
+import { ApprovalStore, type DecideResult } from '../approvals/store';
 import type { Config } from '../config';
 import type { Incident } from '../correlate/incident';
 import { CHANGE_HEADER } from '../correlate/correlator';
@@ -14,6 +14,8 @@ import { isLive as live } from '../ledger/registry';
 import type { Logger } from '../logger';
 import { IncidentSchema } from '../playbook/incident-schema';
 import { formatIssue, loadPlaybooks, type LoadedPlaybook } from '../playbook/load';
+import { Backoff } from '../backoff';
+import { ConsumerSupervisor } from '../consumer-supervisor';
 import { CircuitBreaker } from './breaker';
 import type { IncidentStatus } from '../correlate/incident';
 import type { StatusRequests } from '../incidents/status-requests';
@@ -21,6 +23,15 @@ import type { Metrics } from '../metrics';
 import { incidentStatuses } from './incident-status';
 import { Quarantines, type QuarantineChange } from './quarantine';
 import { PlaybookRunner, jobSafe } from './runner';
+import { PlaybookSwitcher } from './switcher';
+import { configBounds, extensionRefusal, mergeBounds, stepBounds, type ExtensionBounds } from './extension';
+import type { Followed } from './switch-plan';
+import { durationMs } from '../playbook/duration';
+import { SideQueue } from './side-queue';
+import { channelProblems } from '../notify/config';
+import { Notifier } from '../notify/notifier';
+import { linkMinter, oncallDeliveries } from '../notify/oncall';
+import { SplunkEnricher } from '../siem/splunk-enrich';
 
 export interface ContainmentDeps {
   kafka: Kafka;
@@ -50,6 +61,8 @@ export interface IncidentDecision {
 const INCIDENT_CONCURRENCY = 32;
 /** Partitions of the incidents topic whose batches are handled at the same time. */
 const PARTITIONS_CONCURRENTLY = 4;
+/** How long the reconciler waits before it tries an overdue lease's failed release again: doubling, capped. */
+const RELEASE_BACKOFF = { initialMs: 1_000, maxMs: 5 * 60_000 };
 
 type JobData =
   | { incidentId: string; index: number }
@@ -67,16 +80,20 @@ export class Containment {
   ledger!: Ledger;
   quarantines!: Quarantines;
   runner!: PlaybookRunner;
+  switcher!: PlaybookSwitcher;
   readonly approvals: ApprovalStore;
   private queue!: Queue;
+  private side: SideQueue | undefined;
   private worker!: Worker;
   private consumer!: Consumer;
+  private supervisor: ConsumerSupervisor | undefined;
   private timer: NodeJS.Timeout | undefined;
   private playbooks: LoadedPlaybook[] = [];
   private readonly clock: () => number;
-  private readonly drifted = new Map<string, string>();
   private running = false;
   private readonly bullConnections: Redis[] = [];
+  private reconciling: Promise<void> | undefined;
+  private readonly releaseBackoff = new Backoff(RELEASE_BACKOFF.initialMs, RELEASE_BACKOFF.maxMs);
 
   constructor(private readonly deps: ContainmentDeps) {
     this.clock = deps.clock ?? Date.now;
@@ -88,6 +105,10 @@ export class Containment {
     const loaded = loadPlaybooks([config.contain.playbooks]);
     if (loaded.issues.length > 0) throw new Error(`playbooks refused:\n${loaded.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`);
     this.playbooks = loaded.playbooks.map((p) => (config.contain.dryRun ? { ...p, spec: { ...p.spec, dry_run: true } } : p));
+    const missing = channelProblems(this.playbooks, config.notify);
+    if (missing.length > 0) throw new Error(`playbooks refused:\n${missing.map((m) => `  ${m}`).join('\n')}`);
+    if (config.notify.oncall.length > 0 && !config.auth.linkSecret) throw new Error('notify.oncall sends signed approve/deny links: set auth.linkSecret');
+    const mint = linkMinter(config.auth, this.clock);
     this.ledger = await Ledger.open({ kafka, redis, topic: config.kafka.topics.ledger, prefix: config.redis.keyPrefix, log, lockWaitMs: config.contain.lockWaitMs });
     const bullPrefix = `${config.redis.keyPrefix}:bull`;
     this.queue = new Queue('contain', { connection: this.bullConnection(), prefix: bullPrefix });
@@ -95,12 +116,53 @@ export class Containment {
       ledger: this.ledger,
       enforcers: this.deps.enforcers,
       schedule: (l) => this.schedule(l),
+      driftPolicy: config.contain.driftPolicy,
       onChange: (change) => this.onQuarantineChange(change),
       log,
       clock: this.clock,
     });
-    const breaker = new CircuitBreaker(redis, config.redis.keyPrefix, this.ledger, config.contain.breaker, log, () => this.quarantines.registry.liveCount());
-    this.runner = new PlaybookRunner({ redis, prefix: config.redis.keyPrefix, queue: this.queue, ledger: this.ledger, quarantines: this.quarantines, approvals: this.approvals, breaker, playbooks: () => this.playbooks, status: (run, status, reason) => this.askStatus(run.incident, status, run.actor, reason), log, clock: this.clock });
+    const breaker = new CircuitBreaker(redis, config.redis.keyPrefix, this.ledger, config.contain.breaker, log);
+    const notifier = new Notifier({ config: config.notify, append: (entry) => this.ledger.append(entry), log, clock: this.clock });
+    this.side = new SideQueue({
+      connection: () => this.bullConnection(),
+      prefix: bullPrefix,
+      log,
+      handlers: {
+        enrich: (d) => this.runner.finishEnrich(d.incidentId, d.index, d.labels),
+        deliver: (d, attemptsMade) => notifier.attempt(d, attemptsMade),
+      },
+    });
+    this.runner = new PlaybookRunner({
+      redis,
+      prefix: config.redis.keyPrefix,
+      queue: this.queue,
+      ledger: this.ledger,
+      quarantines: this.quarantines,
+      approvals: this.approvals,
+      breaker,
+      playbooks: () => this.playbooks,
+      enforcers: this.deps.enforcers,
+      status: (run, status, reason) => this.askStatus(run.incident, status, run.actor, reason),
+      side: this.side,
+      ...(config.splunk.search.enabled ? { enricher: new SplunkEnricher(config.splunk.search, this.clock) } : {}),
+      deliveryAttempts: notifier.attempts,
+      oncall: (run, approval) => oncallDeliveries(run, approval, run.steps[approval.stepIndex]?.id ?? '', config.notify, mint),
+      log,
+      clock: this.clock,
+    });
+    this.switcher = new PlaybookSwitcher({
+      redis,
+      prefix: config.redis.keyPrefix,
+      queue: this.queue,
+      ledger: this.ledger,
+      approvals: this.approvals,
+      playbooks: () => this.playbooks,
+      status: (run, status, reason) => this.askStatus(run.incident, status, run.actor, reason),
+      connectionCut: Object.fromEntries([...this.deps.enforcers].map(([name, e]) => [name, e.capabilities.connectionCut])),
+      log,
+      clock: this.clock,
+    });
+    this.side.start();
     await this.reconcile();
     this.worker = new Worker('contain', (job) => this.onJob(job), {
       connection: this.bullConnection(),
@@ -110,10 +172,13 @@ export class Containment {
       stalledInterval: 2_000,
     });
     this.worker.on('failed', (job, err) => log.error({ job: job?.id, name: job?.name, attempts: job?.attemptsMade, err }, 'containment job failed'));
-    this.consumer = kafka.consumer({ groupId: config.kafka.groups.contain, ...FETCH });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: config.kafka.topics.incidents, fromBeginning: true });
-    await this.consumer.run({ eachBatch: (p) => this.onIncidents(p), partitionsConsumedConcurrently: PARTITIONS_CONCURRENTLY });
+    const consumer = kafka.consumer({ groupId: config.kafka.groups.contain, ...FETCH });
+    this.consumer = consumer;
+    const run = () => consumer.run({ eachBatch: (p) => this.onIncidents(p), partitionsConsumedConcurrently: PARTITIONS_CONCURRENTLY });
+    this.supervisor = new ConsumerSupervisor(consumer, { name: 'contain', log, ...(this.deps.metrics && { metrics: this.deps.metrics }), run });
+    await consumer.connect();
+    await consumer.subscribe({ topic: config.kafka.topics.incidents, fromBeginning: true });
+    await run();
     this.timer = setInterval(() => void this.reconcile().catch((err) => log.error({ err }, 'reconcile failed')), config.contain.reconcileIntervalMs);
     this.running = true;
   }
@@ -121,8 +186,10 @@ export class Containment {
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearInterval(this.timer);
+    this.supervisor?.stop();
     await this.consumer?.disconnect();
     await this.worker?.close();
+    await this.side?.stop();
     await this.queue?.close();
     await this.ledger?.close();
     // BullMQ closes only the connections it made itself.
@@ -139,10 +206,15 @@ export class Containment {
     return this.running;
   }
 
-  /** A person (or a signed link) decides an approval; the run continues or releases. */
-  async decide(id: string, decision: 'approve' | 'deny', by: string, reason: string, approvedTtlMs?: number): Promise<{ result: 'decided' | 'already' | 'missing'; approval?: Approval }> {
+  /** Why the incidents consumer is not consuming (it crashed and is being restarted), or undefined. */
+  consumerTrouble(): string | undefined {
+    return this.supervisor?.trouble;
+  }
+
+  /** A person (or a signed link) of one of the approval's `groups` decides it before its deadline; the run continues or releases. */
+  async decide(id: string, decision: 'approve' | 'deny', by: string, groups: readonly string[], reason: string, approvedTtlMs?: number): Promise<DecideResult> {
     const state = decision === 'approve' ? 'approved' : 'denied';
-    const outcome = await this.approvals.decide(id, { state, by, reason, at: this.clock(), ...(approvedTtlMs ? { approvedTtlMs } : {}) });
+    const outcome = await this.approvals.decide(id, { state, by, reason, at: this.clock(), person: { groups }, ...(approvedTtlMs ? { approvedTtlMs } : {}) });
     if (outcome.result !== 'decided') return outcome;
     const a = outcome.approval;
     await this.ledger.append({
@@ -154,8 +226,78 @@ export class Containment {
       incidentId: a.incidentId,
       approvalId: a.id,
     });
-    await this.runner.onDecision(a);
+    await this.continueRun(a);
     return outcome;
+  }
+
+  /** A decided approval continues the run, unless the run has since switched to another playbook (then it is on record only). */
+  private async continueRun(a: Approval): Promise<void> {
+    if (await this.switcher.current(a)) return this.runner.onDecision(a);
+    this.deps.log.info({ approval: a.id, incident: a.incidentId, playbook: a.playbookId }, 'approval of a playbook the incident no longer follows: recorded, the run does not act on it');
+  }
+
+  /**
+   * Extends a live quarantine by `ttlMs` from now, within every bound (extension.ts): the hard
+   * limit, contain.maxExtensionMs and contain.maxLifetimeMs, and the max_extension and max_lifetime
+   * of each quarantine step that planned this target for a holder's run (any playbook it followed).
+   */
+  async extend(entity: string, ask: { ttlMs: number; ttlText: string }, who: { actor: string; reason: string }): Promise<{ refused: string } | { lease: Lease }> {
+    const lease = await this.quarantines.registry.get(entity);
+    if (!lease || !live(lease)) throw new Error(`no live quarantine on ${entity}`);
+    const now = this.clock();
+    const since = await this.lifetimeStart(entity, now);
+    const bounds = mergeBounds(configBounds(this.deps.config.contain), ...(await this.playbookBounds(lease)));
+    const refused = extensionRefusal({ ...ask, now, since }, bounds);
+    if (refused) return { refused };
+    return { lease: await this.quarantines.extend(entity, now + ask.ttlMs, who) };
+  }
+
+  private async playbookBounds(lease: Lease): Promise<ExtensionBounds[]> {
+    const out: ExtensionBounds[] = [];
+    for (const holder of lease.holders) {
+      const run = await this.switcher.run(holder);
+      if (!run) continue;
+      const followed: Followed[] = [
+        ...(run.followed ?? []),
+        { playbookId: run.playbookId, quarantines: run.steps.flatMap((s) => (s.type === 'quarantine' ? [{ step: s.id, targets: s.targets.map((t) => t.key) }] : [])) },
+      ];
+      for (const f of followed) {
+        const spec = this.loadedPlaybook(f.playbookId)?.spec;
+        for (const q of f.quarantines.filter((q) => q.targets.includes(lease.target))) {
+          const step = spec?.steps.find((s) => s.id === q.step);
+          if (step?.type === 'quarantine') out.push(stepBounds(f.playbookId, step, durationMs));
+        }
+      }
+    }
+    return out;
+  }
+
+  /** The loaded playbook of this identity, or (its file changed since) the loaded one of the same name. */
+  private loadedPlaybook(id: string): LoadedPlaybook | undefined {
+    const name = id.slice(0, id.lastIndexOf('@'));
+    return this.playbooks.find((p) => p.id === id) ?? this.playbooks.find((p) => p.spec.name === name);
+  }
+
+  /**
+   * When the target's quarantine was first applied (kept from its first \`applied\` change until it
+   * ends). A lease applied before this was kept counts its lifetime from its first extension.
+   */
+  private async lifetimeStart(target: string, now: number): Promise<number> {
+    await this.deps.redis.set(this.lifetimeKey(target), String(now), 'NX');
+    return Number(await this.deps.redis.get(this.lifetimeKey(target)));
+  }
+
+  private lifetimeKey(target: string): string {
+    return `${this.deps.config.redis.keyPrefix}:contain:lifetime:${target}`;
+  }
+
+  /** Keeps the first apply of each quarantine for its lifetime bound; forgets it when the lease ends. */
+  private async trackLifetime(change: QuarantineChange): Promise<void> {
+    if (live(change.lease)) {
+      if (change.kind === 'applied') await this.deps.redis.set(this.lifetimeKey(change.lease.target), String(this.clock()), 'NX');
+      return;
+    }
+    await this.deps.redis.del(this.lifetimeKey(change.lease.target));
   }
 
   /**
@@ -165,6 +307,7 @@ export class Containment {
    */
   private async onQuarantineChange(change: QuarantineChange): Promise<void> {
     this.deps.metrics?.quarantineChanges.inc({ kind: change.kind });
+    await this.trackLifetime(change);
     this.deps.log.info(
       { target: change.lease.target, incident: change.incidentId, state: change.lease.state, holders: change.lease.holders, actor: change.actor },
       `quarantine ${change.kind}`,
@@ -187,36 +330,55 @@ export class Containment {
   }
 
 
-  /** Reverts every lease past its expiry now, makes sure every live one has its expiry job, records drift. */
-  async reconcile(): Promise<void> {
+  /**
+   * Reverts every lease past its expiry now, makes sure every live one has its expiry job, records
+   * drift. Each lease on its own: one whose release fails is counted, left overdue and tried again
+   * at a later reconcile with backoff (RELEASE_BACKOFF), and the others go on.
+   */
+  reconcile(): Promise<void> {
+    // One at a time: a slow release must not let the next tick release the same lease alongside it.
+    this.reconciling ??= this.reconcileOnce().finally(() => (this.reconciling = undefined));
+    return this.reconciling;
+  }
+
+  private async reconcileOnce(): Promise<void> {
     const now = this.clock();
-    for (const lease of await this.quarantines.registry.dueBy(now)) {
-      await this.quarantines.release(lease.target, { actor: 'service:cordon', reason: `expired at ${new Date(lease.expiresAt).toISOString()}`, expired: true });
+    const due = await this.quarantines.registry.dueBy(now);
+    this.releaseBackoff.retain(new Set(due.map((l) => l.target)));
+    for (const lease of due) {
+      if (!this.releaseBackoff.ready(lease.target, now)) continue;
+      try {
+        await this.quarantines.release(lease.target, { actor: 'service:cordon', reason: `expired at ${new Date(lease.expiresAt).toISOString()}`, expired: true });
+        this.releaseBackoff.succeeded(lease.target);
+      } catch (err) {
+        this.deps.metrics?.releaseFailures.inc();
+        const { failures, waitMs } = this.releaseBackoff.failed(lease.target, this.clock(), (err as Error).message);
+        this.deps.log.error({ target: lease.target, failures, retryInMs: waitMs, err }, 'overdue lease not released; tried again later');
+      }
     }
+    this.deps.metrics?.leasesOverdue.set(this.releaseBackoff.entries().length);
     for (const lease of await this.quarantines.registry.live()) {
-      await this.schedule(lease);
+      try {
+        await this.schedule(lease);
+      } catch (err) {
+        this.deps.log.warn({ target: lease.target, err }, 'expiry job not scheduled; tried again at the next reconcile');
+      }
       if (lease.state === 'applied') await this.checkDrift(lease.target);
     }
   }
 
+  /** Overdue leases whose release failed, with the last error: what /readyz and the logs can name. */
+  overdueLeases(): Array<{ target: string; failures: number; error: string }> {
+    return this.releaseBackoff.entries().map(({ key, failures, error }) => ({ target: key, failures, error }));
+  }
+
+  /** Drift of one applied lease: recorded, then settled by contain.driftPolicy (see Quarantines.settleDrift). */
   private async checkDrift(target: string): Promise<void> {
-    const observed = await this.quarantines.observeApplied(target).catch(() => undefined);
-    if (!observed) return;
-    const { lease, seen } = observed;
-    const wrong = Object.entries(lease.labels).filter(([k, v]) => seen.labels[k] !== v && !(this.deps.enforcers.get(lease.enforcer)?.capabilities.labels === false && seen.contained));
-    const signature = wrong.map(([k]) => `${k}=${seen.labels[k] ?? '(absent)'}`).join(',');
-    if (wrong.length === 0 || this.drifted.get(lease.target) === signature) return;
-    this.drifted.set(lease.target, signature);
-    this.deps.log.warn({ target: lease.target, expected: lease.labels, seen: seen.labels }, 'quarantine drift: changed outside Cordon');
-    await this.ledger.append({
-      actor: 'service:cordon',
-      action: 'drift_detected',
-      target: lease.target,
-      before: lease.labels,
-      after: seen.labels,
-      reason: `quarantine labels changed outside Cordon: ${signature} (held for ${lease.holders.join(', ')})`,
-      ...(lease.holders[0] ? { incidentId: lease.holders[0] } : {}),
-    });
+    try {
+      await this.quarantines.settleDrift(target);
+    } catch (err) {
+      this.deps.log.warn({ target, err }, 'drift check failed; tried again at the next reconcile');
+    }
   }
 
   private async schedule(lease: Lease): Promise<void> {
@@ -237,7 +399,12 @@ export class Containment {
     }
     const queues = [...byIncident.values()];
     const lane = async () => {
-      for (let q = queues.shift(); q; q = queues.shift()) for (const incident of q) await this.runner.onIncident(incident);
+      for (let q = queues.shift(); q; q = queues.shift()) {
+        for (const incident of q) {
+          await this.runner.onIncident(incident);
+          await this.switcher.onIncident(incident);
+        }
+      }
     };
     await Promise.all(Array.from({ length: Math.min(INCIDENT_CONCURRENCY, queues.length) }, lane));
     await heartbeat();
@@ -266,18 +433,31 @@ export class Containment {
     switch (job.name) {
       case 'step': {
         const { incidentId, index } = d as { incidentId: string; index: number };
-        return this.runner.runStep(incidentId, index);
+        const run = await this.switcher.claim(String(job.id), incidentId, index);
+        if (run) return this.runner.runStep(incidentId, index, run);
+        this.deps.log.info({ job: job.id, incident: incidentId }, 'step of a playbook the incident no longer follows: not run');
+        return;
       }
       case 'expire':
-        await this.quarantines.release((d as { entity: string }).entity, { actor: 'service:cordon', reason: 'lease expired', expired: true });
+        await this.counted(this.quarantines.release((d as { entity: string }).entity, { actor: 'service:cordon', reason: 'lease expired', expired: true }));
         return;
       case 'release': {
         const r = d as { entity: string; incidentId: string; actor: string; reason: string };
-        await this.quarantines.release(r.entity, { incidentId: r.incidentId, actor: r.actor, reason: r.reason });
+        await this.counted(this.quarantines.release(r.entity, { incidentId: r.incidentId, actor: r.actor, reason: r.reason }));
         return;
       }
       case 'approval-timeout':
         return this.onDeadline((d as { approvalId: string }).approvalId);
+    }
+  }
+
+  /** A release job that fails counts in cordon_release_failures_total; BullMQ tries it again. */
+  private async counted<T>(release: Promise<T>): Promise<T> {
+    try {
+      return await release;
+    } catch (err) {
+      this.deps.metrics?.releaseFailures.inc();
+      throw err;
     }
   }
 
@@ -287,15 +467,17 @@ export class Containment {
     if (!a || a.state !== 'pending' || a.deadline > this.clock()) return;
     if (a.onTimeout === 'escalate' && a.escalation) {
       const deadline = this.clock() + a.escalation.deadlineMs;
-      await this.approvals.escalate(id, a.escalation.approvers, deadline);
+      const escalated = await this.approvals.escalate(id, a.escalation.approvers, deadline);
       await this.ledger.append({ actor: 'service:cordon', action: 'approval_escalated', target: a.targets[0]?.key ?? a.incidentId, after: { approvers: a.escalation.approvers, deadline }, reason: `no decision by ${new Date(a.deadline).toISOString()}: escalated to ${a.escalation.approvers.join(', ')}`, incidentId: a.incidentId, approvalId: id });
       await this.queue.add('approval-timeout', { approvalId: id }, { jobId: `timeout.${id}.${deadline}`, delay: a.escalation.deadlineMs });
+      const run = escalated ? await this.runner.run(a.incidentId) : undefined;
+      if (run && escalated) await this.runner.announce(run, escalated);
       return;
     }
     const approve = a.onTimeout === 'approve';
     const outcome = await this.approvals.decide(id, { state: approve ? 'approved' : 'timed_out', by: 'service:cordon', reason: `deadline passed: on_timeout ${a.onTimeout}`, at: this.clock() });
     if (outcome.result !== 'decided') return;
     await this.ledger.append({ actor: 'service:cordon', action: 'approval_timed_out', target: a.targets[0]?.key ?? a.incidentId, after: { onTimeout: a.onTimeout }, reason: `no decision by ${new Date(a.deadline).toISOString()}: ${approve ? 'approved' : 'released'} as the playbook says`, incidentId: a.incidentId, approvalId: id });
-    await this.runner.onDecision(outcome.approval);
+    await this.continueRun(outcome.approval);
   }
 }

@@ -1,8 +1,10 @@
-import type { Enforcer, Observation, Snapshot, Target } from '../enforcer/enforcer';
+import { isTargetGone, type ApplyRequest, type Enforcer, type Observation, type Snapshot, type Target } from '../enforcer/enforcer';
+import { RevertDriftError, type LabelDrift } from '../enforcer/webhook';
 import type { Ledger } from '../ledger/ledger';
 import { isLive } from '../ledger/registry';
 import { leasePayload, type Lease, type LeasePayload, type LedgerAction } from '../ledger/records';
 import type { Logger } from '../logger';
+import type { EntitySelector } from '../playbook/selector';
 import { retry } from '../retry';
 import { faultPoint } from './faults';
 
@@ -15,6 +17,10 @@ export interface ContainRequest {
   incidentId: string;
   actor: string;
   reason: string;
+  /** Passed to the enforcer (ApplyRequest): who approved it, the playbook's protected selectors, cut_connections. */
+  approvedBy?: string;
+  protected?: readonly EntitySelector[];
+  cutConnections?: boolean;
 }
 
 /**
@@ -33,6 +39,20 @@ export interface QuarantineChange {
   reason: string;
 }
 
+/**
+ * What happens to a live quarantine whose labels were changed outside Cordon (someone took the
+ * quarantine label off, or relabelled the workload): `reapply` puts Cordon's labels back for the
+ * rest of the lease; `release` ends the lease there, leaving the changed labels as they are.
+ */
+export const DRIFT_POLICIES = ['reapply', 'release'] as const;
+export type DriftPolicy = (typeof DRIFT_POLICIES)[number];
+
+/** What a drift check did (settleDrift). */
+export type DriftSettlement = 'none' | 'known' | 'gone' | 'reapplied' | 'released' | 'reapply-failed';
+
+/** How reverting left the target: the lease's `outcome` when it ends. */
+type RevertEnd = { outcome: 'restored' } | { outcome: 'gone'; why: string } | { outcome: 'drifted'; drift: LabelDrift[]; why: string };
+
 export interface QuarantineDeps {
   ledger: Ledger;
   enforcers: ReadonlyMap<string, Enforcer>;
@@ -40,6 +60,8 @@ export interface QuarantineDeps {
   schedule: (lease: Lease) => Promise<void>;
   /** Called once the ledger records that a target was contained, restored, or could not be contained. */
   onChange?: (change: QuarantineChange) => Promise<void>;
+  /** contain.driftPolicy; `reapply` when absent. */
+  driftPolicy?: DriftPolicy;
   log: Logger;
   clock?: () => number;
 }
@@ -56,6 +78,8 @@ export interface QuarantineDeps {
 export class Quarantines {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly clock: () => number;
+  /** Per target, the drift last recorded and not settled (a re-apply that failed): recorded once. */
+  private readonly drifted = new Map<string, string>();
 
   constructor(private readonly deps: QuarantineDeps) {
     this.clock = deps.clock ?? Date.now;
@@ -75,7 +99,9 @@ export class Quarantines {
       let lease = await this.registry.get(req.target.entity);
       const live = lease !== undefined && isLive(lease);
       if (!(live && lease!.holders.includes(req.incidentId))) {
-        if (await this.registry.everHeld(req.incidentId, req.target.entity)) return this.alreadyHeld(lease, req);
+        // A target the enforcer refused (failed, e.g. protected) may be contained once a person approves it.
+        const retryApproved = lease?.state === 'failed' && req.approvedBy !== undefined;
+        if (!retryApproved && (await this.registry.everHeld(req.incidentId, req.target.entity))) return this.alreadyHeld(lease, req);
         if (live) return this.join(lease!, req);
         lease = await this.begin(req, lease);
       }
@@ -102,14 +128,107 @@ export class Quarantines {
         await this.changed({ kind: 'released', lease: held, actor: opts.actor, reason, endedFor: lease.holders.filter((h) => !holders.includes(h)), ...(opts.incidentId ? { incidentId: opts.incidentId } : {}) });
         return held;
       }
-      await faultPoint('before-release');
-      await this.revert(lease);
-      await faultPoint('during-release');
-      const state = opts.expired ? 'expired' : 'released';
-      const ended = await this.record(opts.expired ? 'quarantine_expired' : 'quarantine_released', lease, { ...lease, holders: [], state }, opts.actor, opts.reason, opts.incidentId);
-      await this.changed({ kind: state, lease: ended, actor: opts.actor, reason: opts.reason, endedFor: lease.holders, ...(opts.incidentId ? { incidentId: opts.incidentId } : {}) });
-      return ended;
+      return this.end(lease, { ...opts, expired: opts.expired === true });
     });
+  }
+
+  /**
+   * Ends the lease for every holder: reverts, then records how the target was left. A target that
+   * is gone, or whose labels were changed outside Cordon, still ends the lease (`outcome` gone or
+   * drifted, and the reason says so): a release never fails for what it cannot restore.
+   */
+  private async end(lease: Lease, opts: { incidentId?: string; actor: string; reason: string; expired: boolean; drift?: LabelDrift[] }): Promise<Lease> {
+    await faultPoint('before-release');
+    await this.markReleasing(lease, opts);
+    let result = await this.revert(lease);
+    await faultPoint('during-release');
+    // Ended because of a drift (drift policy release): the drift found is the outcome, whatever revert had left to do.
+    if (opts.drift && result.outcome === 'restored') result = { outcome: 'drifted', drift: opts.drift, why: 'the changed labels were left as found' };
+    const state = opts.expired ? 'expired' : 'released';
+    const reason = result.outcome === 'restored' ? opts.reason : `${opts.reason}; ${result.why}`;
+    const after: Lease = { ...lease, holders: [], state, outcome: result.outcome, ...(result.outcome === 'drifted' && { drift: result.drift.slice(0, 64).map(boundedDrift) }) };
+    const ended = await this.record(opts.expired ? 'quarantine_expired' : 'quarantine_released', lease, after, opts.actor, reason, opts.incidentId);
+    this.drifted.delete(lease.target);
+    await this.registry.clearReleasing(lease.target);
+    await this.changed({ kind: state, lease: ended, actor: opts.actor, reason, endedFor: lease.holders, ...(opts.incidentId ? { incidentId: opts.incidentId } : {}) });
+    return ended;
+  }
+
+  /**
+   * The reconciler's drift check of one applied lease, under the target's lock. A target that is
+   * gone ends the lease as gone. Quarantine labels changed outside Cordon are recorded
+   * (`drift_detected`) and handled by the drift policy: re-applied (a `quarantine_applied` record)
+   * or released (the lease ends, outcome drifted). A drift whose re-apply failed is recorded once
+   * and tried again on every check.
+   */
+  settleDrift(entity: string): Promise<DriftSettlement> {
+    return this.locked(entity, async () => {
+      const lease = await this.registry.get(entity);
+      if (lease?.state !== 'applied') return 'none';
+      const interrupted = await this.interruptedRelease(lease);
+      if (interrupted) {
+        await this.end(lease, { ...interrupted, reason: `${interrupted.reason} (finished after an interruption)` });
+        return 'released';
+      }
+      const enforcer = this.enforcerOf(lease);
+      let seen: Observation;
+      try {
+        seen = await enforcer.observe(lease.ref as Target);
+      } catch (err) {
+        if (!isTargetGone(err)) throw err;
+        await this.end(lease, { actor: 'service:cordon', reason: `${lease.target} no longer exists (${(err as Error).message})`, expired: false });
+        return 'gone';
+      }
+      const wrong = Object.entries(lease.labels).filter(([k, v]) => seen.labels[k] !== v && !(enforcer.capabilities.labels === false && seen.contained));
+      if (wrong.length === 0) {
+        this.drifted.delete(entity);
+        return 'none';
+      }
+      const signature = wrong.map(([k]) => `${k}=${seen.labels[k] ?? '(absent)'}`).join(',');
+      const drift = wrong.map(([key, expected]) => ({ key, expected, actual: seen.labels[key] ?? null, prior: lease.priorLabels[key] ?? null }));
+      const known = this.drifted.get(entity) === signature;
+      if (!known) {
+        this.drifted.set(entity, signature);
+        this.deps.log.warn({ target: entity, expected: lease.labels, seen: seen.labels }, 'quarantine drift: changed outside Cordon');
+        await this.deps.ledger.append({
+          actor: 'service:cordon',
+          action: 'drift_detected',
+          target: entity,
+          before: lease.labels,
+          after: seen.labels,
+          reason: `quarantine labels changed outside Cordon: ${signature} (held for ${lease.holders.join(', ')})`,
+          ...(lease.holders[0] ? { incidentId: lease.holders[0] } : {}),
+        });
+      }
+      const policy = this.deps.driftPolicy ?? 'reapply';
+      if (policy === 'release') {
+        await this.end(lease, { actor: 'service:cordon', reason: `drift policy release: quarantine labels changed outside Cordon (${signature})`, expired: false, drift });
+        return 'released';
+      }
+      try {
+        await enforcer.apply({ target: lease.ref as Target, labels: lease.labels, expiresAt: lease.expiresAt, leaseId: leaseId(lease) });
+      } catch (err) {
+        this.deps.log.warn({ target: entity, err: (err as Error).message }, 'drift policy reapply: could not re-apply; tried again at the next check');
+        return known ? 'known' : 'reapply-failed';
+      }
+      this.drifted.delete(entity);
+      const reason = `drift policy reapply: quarantine labels put back after a change outside Cordon (${signature})`;
+      await this.record('quarantine_applied', lease, lease, 'service:cordon', reason, lease.holders[0]);
+      return 'reapplied';
+    });
+  }
+
+  private async markReleasing(lease: Lease, opts: { incidentId?: string; actor: string; reason: string; expired: boolean }): Promise<void> {
+    const { actor, reason, expired, incidentId } = opts;
+    await this.registry.markReleasing(lease.target, { ledgerSeq: lease.ledgerSeq, actor, reason, expired, ...(incidentId !== undefined && { incidentId }) });
+  }
+
+  /** The release of this very lease that a crash cut off between revert and record, if any. */
+  private async interruptedRelease(lease: Lease): Promise<{ incidentId?: string; actor: string; reason: string; expired: boolean } | undefined> {
+    const intent = await this.registry.releasing(lease.target);
+    if (!intent || intent.ledgerSeq !== lease.ledgerSeq) return undefined;
+    const { ledgerSeq: _seq, ...opts } = intent;
+    return opts;
   }
 
   /** Moves the expiry; there is no unbounded quarantine, only explicit, audited extensions. */
@@ -178,7 +297,7 @@ export class Quarantines {
     const enforcer = this.enforcerOf(lease);
     await faultPoint('before-apply');
     try {
-      await retry(() => enforcer.apply({ target: lease.ref as Target, labels: lease.labels, expiresAt: lease.expiresAt, leaseId: leaseId(lease) }), {
+      await retry(() => enforcer.apply(applyRequest(lease, req)), {
         retries: 4,
         initialMs: 100,
         retriable: (err) => (err as { retriable?: boolean }).retriable !== false,
@@ -216,14 +335,23 @@ export class Quarantines {
     return joined;
   }
 
-  private async revert(lease: Lease): Promise<void> {
+  /** Reverts the lease; a gone target or drifted labels are outcomes, any other failure throws. */
+  private async revert(lease: Lease): Promise<RevertEnd> {
     const enforcer = this.enforcerOf(lease);
-    const snapshot: Snapshot = { target: lease.ref as Target, labels: lease.priorLabels, takenAt: this.clock() };
-    await retry(() => enforcer.revert(snapshot, leaseId(lease)), {
-      retries: 4,
-      initialMs: 100,
-      retriable: (err) => (err as { retriable?: boolean }).retriable !== false,
-    });
+    // `extra.applied`: the labels Cordon set, for layers that keep no record of them on the target.
+    const snapshot: Snapshot = { target: lease.ref as Target, labels: lease.priorLabels, extra: { applied: { ...lease.labels } }, takenAt: this.clock() };
+    try {
+      await retry(() => enforcer.revert(snapshot, leaseId(lease)), {
+        retries: 4,
+        initialMs: 100,
+        retriable: (err) => (err as { retriable?: boolean }).retriable !== false,
+      });
+      return { outcome: 'restored' };
+    } catch (err) {
+      if (isTargetGone(err)) return { outcome: 'gone', why: `target gone, nothing to restore: ${(err as Error).message}` };
+      if (err instanceof RevertDriftError) return { outcome: 'drifted', drift: err.result.drifted, why: `left as found: ${(err as Error).message}` };
+      throw err;
+    }
   }
 
   private async record(
@@ -266,6 +394,24 @@ export class Quarantines {
     });
     return next;
   }
+}
+
+/** A drift as the ledger keeps it: the layer's values are bounded (a webhook receiver may say anything). */
+function boundedDrift(d: LabelDrift): LabelDrift {
+  const cut = (v: string | null) => (v === null ? null : v.slice(0, 256));
+  return { key: d.key.slice(0, 317), expected: cut(d.expected), actual: cut(d.actual), prior: cut(d.prior) };
+}
+
+function applyRequest(lease: Lease, req: ContainRequest): ApplyRequest {
+  return {
+    target: lease.ref as Target,
+    labels: lease.labels,
+    expiresAt: lease.expiresAt,
+    leaseId: leaseId(lease),
+    ...(req.approvedBy !== undefined && { approvedBy: req.approvedBy }),
+    ...(req.protected !== undefined && { protected: req.protected }),
+    ...(req.cutConnections !== undefined && { cutConnections: req.cutConnections }),
+  };
 }
 
 /** One live lease per target, so the target names it: the idempotency key the enforcers see. */

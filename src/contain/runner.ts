@@ -9,9 +9,16 @@ import { durationMs, formatDuration } from '../playbook/duration';
 import type { LoadedPlaybook } from '../playbook/load';
 import { select } from '../playbook/match';
 import { plan, type PlannedStep, type PlannedTarget } from '../playbook/plan';
-import type { CircuitBreaker } from './breaker';
+import { Safety, SIEM_CHANNELS } from '../playbook/model';
+import { incidentNotice } from '../notify/notice';
+import type { Delivery } from '../notify/notifier';
+import type { EnrichOutcome, SplunkEnricher } from '../siem/splunk-enrich';
+import type { AdmitRequest, CircuitBreaker, PlaybookLimits } from './breaker';
+import { EnforcerError, type Capabilities } from '../enforcer/enforcer';
+import type { EntitySelector } from '../playbook/selector';
 import { faultPoint } from './faults';
 import type { Quarantines } from './quarantine';
+import type { SideQueue } from './side-queue';
 
 /** One playbook run for one incident: the plan it follows, fixed when the run starts. */
 export interface Run {
@@ -23,6 +30,11 @@ export interface Run {
   startedAt: number;
   /** Why the playbook matched: its description, else its name. */
   description: string;
+  /** The playbook's safety.protected selectors and protected_approval, passed to each quarantine. */
+  protected?: EntitySelector[];
+  protectedApproval?: { approvers: string[]; deadline: string };
+  /** The playbook's max_concurrent_quarantines and circuit_breaker, checked as each quarantine is applied. */
+  limits?: PlaybookLimits;
 }
 
 export interface RunnerDeps {
@@ -34,8 +46,18 @@ export interface RunnerDeps {
   approvals: ApprovalStore;
   breaker: CircuitBreaker;
   playbooks: () => readonly LoadedPlaybook[];
+  /** The configured enforcement layers, whose capabilities the plan states (a layer that cannot cut connections). */
+  enforcers?: ReadonlyMap<string, { capabilities: Capabilities }>;
   /** Asks for the incident's status to change (containment starting, or given up before it held anything). */
   status?: (run: Run, status: 'containing' | 'open', reason: string) => Promise<void>;
+  /** Where enrichment searches and notification deliveries run, apart from containment. */
+  side?: SideQueue;
+  /** Runs enrich steps' Splunk searches; none = splunk.search is off, and the record says so. */
+  enricher?: SplunkEnricher;
+  /** Attempts per notification delivery (notify.retry.attempts). */
+  deliveryAttempts?: number;
+  /** The signed-link deliveries an approval gets when it opens (notify.oncall). */
+  oncall?: (run: Run, approval: Approval) => Delivery[];
   log: Logger;
   clock?: () => number;
 }
@@ -67,9 +89,12 @@ export class PlaybookRunner {
       playbookId: chosen.id,
       actor: `playbook:${chosen.id}`,
       incident,
-      steps: plan(chosen, incident, { now }),
+      steps: plan(chosen, incident, { now, connectionCut: this.connectionCut() }),
       startedAt: now,
       description: chosen.spec.description ?? chosen.spec.name,
+      protected: [...chosen.spec.safety.protected],
+      ...(chosen.spec.safety.protected_approval ? { protectedApproval: { approvers: [...chosen.spec.safety.protected_approval.approvers], deadline: chosen.spec.safety.protected_approval.deadline } } : {}),
+      limits: playbookLimits(chosen.spec.name, chosen.spec.safety),
     };
     const fresh = await this.deps.redis.set(this.runKey(incident.id), JSON.stringify(run), 'NX');
     if (fresh === 'OK') return this.start(run);
@@ -115,9 +140,9 @@ export class PlaybookRunner {
     return json ? (JSON.parse(json) as Run) : undefined;
   }
 
-  /** Executes step `index` of a run (a BullMQ job body). */
-  async runStep(incidentId: string, index: number): Promise<void> {
-    const run = await this.run(incidentId);
+  /** Executes step `index` of a run (a BullMQ job body); of `claimed`, the run its job claimed the step in, when given. */
+  async runStep(incidentId: string, index: number, claimed?: Run): Promise<void> {
+    const run = claimed ?? (await this.run(incidentId));
     const step = run?.steps[index];
     if (!run || !step) return;
     const next = await this.execute(run, step);
@@ -131,7 +156,7 @@ export class PlaybookRunner {
     const step = run.steps[approval.stepIndex];
     const approved = approval.state === 'approved';
     if (approval.subject === 'target') {
-      if (approved && step?.type === 'quarantine') await this.containTargets(run, step, approval.targets.map((t) => t.key), approvedTtl(approval, durationMs(step.ttl)));
+      if (approved && step?.type === 'quarantine') await this.containTargets(run, step, approval.targets.map((t) => t.key), approvedTtl(approval, durationMs(step.ttl)), approval.decidedBy ?? 'approval');
       return;
     }
     if (approved) {
@@ -151,11 +176,10 @@ export class PlaybookRunner {
         await this.ledger('playbook_step', run, step.jobId, `notify ${step.channels.join(', ')}: ${step.message}`, {
           after: { step: step.id, type: 'notify', channels: step.channels, message: step.message, dryRun: step.dryRun },
         });
+        if (!step.dryRun) await this.deliver(run, step);
         return 'continue';
       case 'enrich':
-        await this.ledger('playbook_step', run, step.jobId, `enrich: ${step.summary}`, {
-          after: { step: step.id, type: 'enrich', source: step.source, query: step.query ?? null, labels: await this.currentLabels(run) },
-        });
+        await this.enrich(run, step);
         return 'continue';
       case 'approve':
         await this.ask(run, step);
@@ -173,7 +197,7 @@ export class PlaybookRunner {
         }
         const gate = await this.gate(run, step.gatedBy);
         if (gate?.state !== 'approved') return 'pause';
-        await this.quarantine(run, step, approvedTtl(gate, durationMs(step.ttl)));
+        await this.quarantine(run, step, approvedTtl(gate, durationMs(step.ttl)), gate.decidedBy ?? 'approval');
         return 'continue';
       }
       case 'release':
@@ -182,10 +206,51 @@ export class PlaybookRunner {
     }
   }
 
-  private async quarantine(run: Run, step: Extract<PlannedStep, { type: 'quarantine' }>, ttlMs?: number): Promise<void> {
+  /**
+   * Queues one delivery per channel that is not a SIEM (those get the notify record through the
+   * ledger); the run goes on at once, whatever the channels answer.
+   */
+  private async deliver(run: Run, step: Extract<PlannedStep, { type: 'notify' }>): Promise<void> {
+    const notice = incidentNotice(run.incident, run.playbookId, step.id, step.message);
+    for (const channel of step.channels.filter((c) => !(SIEM_CHANNELS as readonly string[]).includes(c))) {
+      const d: Delivery = { id: `${step.jobId}.${channel}`, channel, notice, actor: run.actor, incidentId: run.incidentId, target: step.jobId };
+      await this.queueDelivery(d);
+    }
+  }
+
+  private async queueDelivery(d: Delivery): Promise<void> {
+    if (!this.deps.side) throw new Error(`notification ${d.id}: no side queue to deliver it`);
+    await this.deps.side.add('deliver', d, { jobId: d.id, attempts: this.deps.deliveryAttempts ?? 1 });
+  }
+
+  /**
+   * The entities' labels are read now (before a later quarantine step changes them); the Splunk
+   * search runs on the side queue, so a slow or failing Splunk never holds the run up. The step's
+   * record is written when the search ends (finishEnrich).
+   */
+  private async enrich(run: Run, step: Extract<PlannedStep, { type: 'enrich' }>): Promise<void> {
+    const labels = await this.currentLabels(run);
+    if (this.deps.side) await this.deps.side.add('enrich', { incidentId: run.incidentId, index: step.index, labels }, { jobId: `${step.jobId}.search`, attempts: 3 });
+    else await this.finishEnrich(run.incidentId, step.index, labels);
+  }
+
+  /** Runs an enrich step's search and attaches the outcome to the incident's ledger record. */
+  async finishEnrich(incidentId: string, index: number, labels: unknown): Promise<void> {
+    const run = await this.run(incidentId);
+    const step = run?.steps[index];
+    if (!run || step?.type !== 'enrich') return;
+    const search: EnrichOutcome = this.deps.enricher
+      ? await this.deps.enricher.enrich(run.incident, step.query)
+      : { outcome: 'skipped', source: 'splunk', reason: 'splunk.search is not enabled in the config' };
+    await this.ledger('playbook_step', run, step.jobId, `enrich: ${step.summary}: ${enrichResult(search)}`.slice(0, 8_000), {
+      after: { step: step.id, type: 'enrich', source: step.source, query: step.query ?? null, labels: labels as never, search: search as never },
+    });
+  }
+
+  private async quarantine(run: Run, step: Extract<PlannedStep, { type: 'quarantine' }>, ttlMs?: number, approvedBy?: string): Promise<void> {
     const ready = step.targets.filter((t) => t.decision === 'quarantine').map((t) => t.key);
     for (const t of step.targets.filter((t) => t.decision === 'requires-approval')) await this.askForTarget(run, step, t);
-    await this.containTargets(run, step, ready, ttlMs);
+    await this.containTargets(run, step, ready, ttlMs, approvedBy);
   }
 
   /**
@@ -210,28 +275,61 @@ export class PlaybookRunner {
     return out;
   }
 
-  private async containTargets(run: Run, step: Extract<PlannedStep, { type: 'quarantine' }>, keys: string[], ttlMs = durationMs(step.ttl)): Promise<void> {
+  private async containTargets(run: Run, step: Extract<PlannedStep, { type: 'quarantine' }>, keys: string[], ttlMs = durationMs(step.ttl), approvedBy?: string): Promise<void> {
     for (const key of keys) {
       const planned = step.targets.find((t) => t.key === key)!;
       if (step.dryRun) {
         await this.ledger('dry_run', run, key, `would quarantine ${describe(planned)} with ${step.enforcer} for ${step.ttl}`, { after: { labels: step.labels, ttlMs } });
         continue;
       }
-      const trip = await this.deps.breaker.admit(this.clock());
-      if (!trip.ok) {
-        await this.ledger('playbook_step', run, key, `not quarantined: ${trip.reason}`, { after: { step: step.id, skipped: key } });
+      const admit: AdmitRequest = { incidentId: run.incidentId, target: key, approved: approvedBy !== undefined, limits: this.limitsOf(run) };
+      const admission = await this.deps.breaker.admit(this.clock(), admit);
+      if (!admission.ok) {
+        await this.overLimit(run, step, planned, admission.reason);
         continue;
       }
-      await this.deps.quarantines.contain({
-        target: toTarget(planned),
-        enforcer: step.enforcer,
-        labels: step.labels,
-        ttlMs,
-        incidentId: run.incidentId,
-        actor: run.actor,
-        reason: `${run.playbookId} step ${step.id}: ${run.incident.summary}`,
-      });
+      try {
+        await this.deps.quarantines.contain({
+          target: toTarget(planned),
+          enforcer: step.enforcer,
+          labels: step.labels,
+          ttlMs,
+          incidentId: run.incidentId,
+          actor: run.actor,
+          reason: `${run.playbookId} step ${step.id}: ${run.incident.summary}`,
+          ...(approvedBy !== undefined && { approvedBy }),
+          protected: run.protected ?? [],
+          cutConnections: step.cutConnections,
+        });
+      } catch (err) {
+        if (!(err instanceof EnforcerError && err.code === 'protected') || approvedBy !== undefined || !run.protectedApproval) throw err;
+        await this.deps.breaker.forget(admit);
+        await this.askForTarget(run, step, { ...planned, reasons: [...planned.reasons, `protected as ${step.enforcer} sees it now: ${err.message}`] });
+      }
     }
+  }
+
+  /**
+   * A quarantine no person approved, past a cap or with a breaker tripped, is not applied: it waits
+   * for the playbook's protected_approval inquiry, whose question names the limit.
+   */
+  private async overLimit(run: Run, step: Extract<PlannedStep, { type: 'quarantine' }>, planned: PlannedTarget, reason: string): Promise<void> {
+    if (!run.protectedApproval) {
+      await this.ledger('playbook_step', run, planned.key, `not quarantined: ${reason}; the playbook has no safety.protected_approval to ask`, { after: { step: step.id, skipped: planned.key } });
+      return;
+    }
+    await this.askForTarget(run, step, { ...planned, reasons: [...planned.reasons, reason] });
+  }
+
+  /** The run's playbook limits; a run recorded before runs carried them takes its loaded playbook's, or the defaults. */
+  private limitsOf(run: Run): PlaybookLimits {
+    if (run.limits) return run.limits;
+    const loaded = this.deps.playbooks().find((p) => p.id === run.playbookId);
+    return playbookLimits(loaded?.spec.name ?? run.playbookId.split('@')[0]!, loaded?.spec.safety ?? Safety.parse({}));
+  }
+
+  private connectionCut(): Record<string, boolean> {
+    return Object.fromEntries([...(this.deps.enforcers ?? new Map<string, { capabilities: Capabilities }>())].map(([name, e]) => [name, e.capabilities.connectionCut]));
   }
 
   private async ask(run: Run, step: Extract<PlannedStep, { type: 'approve' }>): Promise<void> {
@@ -252,7 +350,7 @@ export class PlaybookRunner {
   }
 
   private async askForTarget(run: Run, step: Extract<PlannedStep, { type: 'quarantine' }>, t: PlannedTarget): Promise<void> {
-    const a = t.approval!;
+    const a = t.approval ?? this.targetApproval(run, step, t);
     await this.request(run, {
       id: a.jobId,
       stepIndex: step.index,
@@ -265,6 +363,13 @@ export class PlaybookRunner {
       deadline: this.clock() + (Date.parse(a.deadline.latest) - Date.parse(step.startsAt.latest)),
       onTimeout: 'release',
     });
+  }
+
+  /** The inquiry for a target the plan let through but that must wait for a person (protected as the layer sees it). */
+  private targetApproval(run: Run, step: Extract<PlannedStep, { type: 'quarantine' }>, t: PlannedTarget): NonNullable<PlannedTarget['approval']> {
+    const pa = run.protectedApproval!;
+    const iso = new Date(Date.parse(step.startsAt.latest) + durationMs(pa.deadline)).toISOString();
+    return { jobId: `${step.jobId}.approve.${jobSafe(t.key)}`, approvers: pa.approvers, deadline: { earliest: iso, latest: iso }, onTimeout: 'not quarantined' };
   }
 
   private async request(run: Run, fields: Omit<Approval, 'incidentId' | 'playbookId' | 'state' | 'createdAt' | 'labels'> & { labels?: Record<string, string> }): Promise<void> {
@@ -280,7 +385,13 @@ export class PlaybookRunner {
       incidentId: run.incidentId,
       approvalId: approval.id,
     });
+    await this.announce(run, approval);
     await this.deps.queue.add('approval-timeout', { approvalId: approval.id }, { jobId: `timeout.${approval.id}.${approval.deadline}`, delay: Math.max(0, approval.deadline - this.clock()) });
+  }
+
+  /** Sends an open approval's signed approve/deny links to each on-call approver of its groups. */
+  async announce(run: Run, approval: Approval): Promise<void> {
+    for (const d of this.deps.oncall?.(run, approval) ?? []) await this.queueDelivery(d);
   }
 
   /** The approval of the approve step (by step id) that gates a quarantine. */
@@ -341,6 +452,17 @@ export class PlaybookRunner {
 
 /** Entities whose labels an enrich step records. */
 const ENRICH_ENTITIES = 20;
+
+function enrichResult(search: EnrichOutcome): string {
+  if (search.outcome === 'skipped') return `not searched: ${search.reason}`;
+  if (search.outcome === 'failed') return `search failed: ${search.error}`;
+  return `${search.rows.length} row(s)${search.truncated ? ' (truncated)' : ''}`;
+}
+
+export function playbookLimits(playbook: string, safety: Safety): PlaybookLimits {
+  const cb = safety.circuit_breaker;
+  return { playbook, maxConcurrent: safety.max_concurrent_quarantines, maxNew: cb.max_new_quarantines, windowMs: durationMs(cb.per), per: cb.per };
+}
 
 /** The TTL an approval grants: what was asked, or less when the approver said so (never more). */
 export function approvedTtl(approval: Pick<Approval, 'approvedTtlMs'>, requestedMs: number): number {

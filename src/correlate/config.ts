@@ -208,6 +208,9 @@ export const CorrelationConfig = z
     roles: z
       .object({
         labelKey: z.string().min(1).default('cordon.io/role'), // a workload label naming its role wins
+        // Observer types (flows) and detectors (anomalies) whose workload labels Cordon believes: only
+        // their labels name a role or match the label selectors of the inventory and the allowlist.
+        trustedLabelSources: z.array(z.string().min(1).max(128)).max(64).default([]),
         inventory: z.array(RoleInventoryEntry).default([]), // then the first matching inventory entry
         observe: z.boolean().default(true), // then observed behaviour (serving Kerberos/LDAP: a DC)
         directoryPorts: z.array(z.number().int().min(1).max(65535)).default([88, 389, 636, 3268, 3269]),
@@ -239,6 +242,7 @@ export const CorrelationConfig = z
       .object({
         maxEntities: z.number().int().min(10).default(500_000), // tracked entities before eviction
         entityTtlMs: duration(24 * HOUR), // an entity idle this long is forgotten (minute resolution)
+        maxLearnedRoles: z.number().int().min(0).default(4096), // entities learned to serve the directory (DCs), never forgotten
         descriptorRefreshMs: z.number().int().min(0).default(5 * MINUTE), // role labels and allowlist re-read at most this often
         pairsPerEntity: z.number().int().min(1).max(64).default(8), // recent (destination, port) pairs kept (>= fanOut.minTargets)
         pendingPerEntity: z.number().int().min(1).default(12), // compact evidence records kept before an incident opens

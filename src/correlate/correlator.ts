@@ -1,7 +1,8 @@
 import type Redis from 'ioredis';
-import type { Batch, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import type { Batch, Consumer, EachBatchPayload, Kafka, Message, Producer } from '../kafka';
 import { CoPartitionedAssigner } from '../assigner';
 import type { Config } from '../config';
+import { ConsumerSupervisor } from '../consumer-supervisor';
 import type { FlowRecorder } from '../flows/recorder';
 import { FETCH, partitionCount, sendInChunks } from '../kafka';
 import { IncidentStore, type StoreItem } from '../incidents/store';
@@ -78,6 +79,7 @@ export class Correlator {
   /** Batches were applied since the last snapshot was queued. */
   private dirty = false;
   private snapshotTimer: NodeJS.Timeout | undefined;
+  private readonly supervisor: ConsumerSupervisor;
 
   constructor(private readonly deps: CorrelatorDeps) {
     const { kafka, config } = deps;
@@ -91,6 +93,7 @@ export class Correlator {
       partitionAssigners: [CoPartitionedAssigner],
       ...FETCH,
     });
+    this.supervisor = new ConsumerSupervisor(this.consumer, { name: 'correlate', log: deps.log, metrics: deps.metrics, run: () => this.run() });
     this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     this.clock = deps.clock ?? Date.now;
     this.intake = new Intake(config, deps.metrics, deps.log, this.clock);
@@ -103,7 +106,7 @@ export class Correlator {
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
     await this.consumer.subscribe({ topics: [...this.reads.keys(), this.deps.config.kafka.topics.lifecycle], fromBeginning: true });
     this.running = true;
-    await this.consumer.run({ autoCommit: false, eachBatch: (p) => this.onBatch(p) });
+    await this.run();
     this.snapshotTimer = setInterval(() => this.snapshotSoon(), Math.max(10, this.deps.config.correlate.snapshotIntervalMs));
     this.snapshotTimer.unref();
   }
@@ -119,12 +122,22 @@ export class Correlator {
     await this.inFlight;
     await this.snapshotAll().catch((err) => this.deps.log.error({ err }, 'final snapshot failed'));
     await this.deps.flows?.flush();
+    this.supervisor.stop();
     await this.consumer.disconnect();
     await this.producer.disconnect();
   }
 
   isRunning(): boolean {
     return this.running;
+  }
+
+  /** Why its consumer is not consuming (it crashed and is being restarted), or undefined. */
+  consumerTrouble(): string | undefined {
+    return this.supervisor.trouble;
+  }
+
+  private run(): Promise<void> {
+    return this.consumer.run({ autoCommit: false, eachBatch: (p) => this.onBatch(p) });
   }
 
   private onBatch(payload: EachBatchPayload): Promise<void> {

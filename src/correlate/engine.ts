@@ -101,9 +101,11 @@ export class CorrelationEngine implements rules.RuleContext {
   private readonly incidents = new Map<string, Campaign>();
   private clock = 0;
   private lastSweep = 0;
+  private readonly labelSources: ReadonlySet<string>;
 
   constructor(config: CorrelationConfigInput = {}) {
     this.config = parseCorrelationConfig(config);
+    this.labelSources = new Set(this.config.roles.trustedLabelSources);
     this.roles = new RoleResolver(this.config);
     this.entities = new EntityTable(this.config, this.roles, compileAny(this.config.allowlist));
   }
@@ -225,7 +227,7 @@ export class CorrelationEngine implements rules.RuleContext {
       this.stats.noise += 1;
       return EMPTY;
     }
-    const src = this.entities.touch(f.src, t);
+    const src = this.entities.touch(f.src, t, this.labelSources.has(f.observer.type));
     return f.action === 'denied' ? this.onDenied(f, src, t) : this.onAllowed(f, src, t);
   }
 
@@ -242,12 +244,13 @@ export class CorrelationEngine implements rules.RuleContext {
     const root = this.rootOf(src, t);
     const c = root.campaign;
     if (flags === 0 && port !== RPC_ENDPOINT_MAPPER && c === null) return EMPTY;
-    const dst = this.entities.touch(f.dst, t);
+    const dst = this.entities.touch(f.dst, t, this.labelSources.has(f.observer.type));
     if (dst === src) return EMPTY;
     if (port === RPC_ENDPOINT_MAPPER) (src.epm ??= new EndpointMapperMemory()).remember(dst.key, t, true);
     let out = EMPTY;
     if (flags !== 0 && (dst.flags & flags) !== flags) {
       dst.flags |= flags;
+      this.entities.learn(dst);
       out = this.onRoleLearned(dst, t);
     }
     if (c !== null && c.live) {
@@ -305,7 +308,7 @@ export class CorrelationEngine implements rules.RuleContext {
       this.stats.allowlisted += 1;
       return EMPTY;
     }
-    const dst = this.entities.touch(f.dst, t);
+    const dst = this.entities.touch(f.dst, t, this.labelSources.has(f.observer.type));
     if (dst === src) return EMPTY;
     const port = f.dstPort;
     if (port === RPC_ENDPOINT_MAPPER) (src.epm ??= new EndpointMapperMemory()).remember(dst.key, t, false);
@@ -426,7 +429,7 @@ export class CorrelationEngine implements rules.RuleContext {
   // ---- anomalies, roles --------------------------------------------------------------------
 
   private onAnomaly(a: Anomaly, t: number): readonly Change[] {
-    const subject = this.entities.touch('kind' in a.entity ? { workload: a.entity } : { ip: a.entity.ip }, t);
+    const subject = this.entities.touch('kind' in a.entity ? { workload: a.entity } : { ip: a.entity.ip }, t, this.labelSources.has(a.detector));
     if (subject.flags & ALLOWLISTED) {
       this.stats.allowlisted += 1;
       return EMPTY;

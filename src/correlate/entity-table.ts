@@ -3,19 +3,22 @@ import type { CorrelationConfig } from './config';
 import { ALLOWLISTED, EntityState, decodeEntity, encodeEntity, minuteOf, type EncodedEntity } from './entity-state';
 import type { Campaign } from './incident';
 import { isLinkLocal } from './ports';
-import type { RoleResolver } from './roles';
+import { SERVES_DIRECTORY, type RoleResolver } from './roles';
 import type { EntityDescriptor, Matcher } from './selectors';
 
 /**
  * The tracked entities, identity first: a workload is found by its key (kind, namespace, id), an
  * address-only endpoint by the workload last seen holding that address, else by the address.
  * Also where entities are forgotten: after an idle TTL (exactly: checked when an entity is next
- * seen, and swept for memory), and, at the cap, the least risky and longest idle first.
+ * seen, and swept for memory), and, at the cap, the least risky and longest idle first. Never
+ * forgotten: roots of incidents, and (up to `limits.maxLearnedRoles`) the entities learned to be
+ * domain controllers, whose role would otherwise be lost and let spoofed flows make them targets.
  */
 export class EntityTable {
   private readonly entities = new Map<string, EntityState>();
   /** Address to the workload that holds it. */
   private readonly bindings = new Map<string, EntityState>();
+  private readonly learned = new Set<EntityState>();
   private readonly ttlMinutes: number;
   private readonly refreshMinutes: number;
   evicted = 0;
@@ -45,8 +48,11 @@ export class EntityTable {
     return this.entities.values();
   }
 
-  /** Find or create the entity of an endpoint, and mark it seen at `t`. */
-  touch(ep: { ip?: string; workload?: WorkloadRef }, t: number): EntityState {
+  /**
+   * Find or create the entity of an endpoint, and mark it seen at `t`. `trusted`: the event comes
+   * from a source whose workload labels the config trusts; other labels describe nothing.
+   */
+  touch(ep: { ip?: string; workload?: WorkloadRef }, t: number, trusted: boolean): EntityState {
     const w = ep.workload;
     const ip = ep.ip;
     const minute = minuteOf(t);
@@ -57,10 +63,10 @@ export class EntityTable {
       if (s === undefined) {
         s = this.create(key, t);
         if (ip !== undefined) this.bind(s, ip);
-        this.describe(s, w, minute);
+        this.describe(s, w, minute, trusted);
       } else if (minute - s.described >= this.refreshMinutes) {
         if (ip !== undefined && s.ip !== ip && this.bindings.get(ip) !== s) this.bind(s, ip);
-        this.describe(s, w, minute);
+        this.describe(s, w, minute, trusted);
       }
     } else {
       s = this.holder(ip as string, minute) ?? this.byAddress(ip as string, t, minute);
@@ -82,7 +88,7 @@ export class EntityTable {
     if (s === undefined) {
       s = this.create(key, t);
       s.ip = ip;
-      this.describe(s, undefined, minute);
+      this.describe(s, undefined, minute, false);
     }
     return s;
   }
@@ -93,9 +99,9 @@ export class EntityTable {
    * `descriptorRefreshMs` (with a new address, if it has one), so relabelling and re-addressing
    * take effect within that time and nothing from the event is retained.
    */
-  private describe(s: EntityState, w: WorkloadRef | undefined, minute: number): void {
+  private describe(s: EntityState, w: WorkloadRef | undefined, minute: number, trusted: boolean): void {
     const desc: EntityDescriptor = w
-      ? { kind: w.kind, id: w.id, name: w.name, namespace: w.namespace, labels: w.labels, ip: s.ip }
+      ? { kind: w.kind, id: w.id, name: w.name, namespace: w.namespace, labels: trusted ? w.labels : undefined, ip: s.ip }
       : { kind: s.kind, ip: s.ip };
     if (w !== undefined && s.name !== w.name) s.setName(w.name);
     s.role = this.roles.configured(desc);
@@ -106,7 +112,7 @@ export class EntityTable {
 
   /** An entity idle past its TTL is forgotten when next seen, whether or not a sweep got to it. */
   private fresh(s: EntityState | undefined, minute: number): EntityState | undefined {
-    if (s === undefined || minute - s.seen <= this.ttlMinutes || s.campaign !== null) return s;
+    if (s === undefined || minute - s.seen <= this.ttlMinutes || this.kept(s)) return s;
     this.remove(s);
     return undefined;
   }
@@ -136,8 +142,19 @@ export class EntityTable {
     return s;
   }
 
+  /** An entity whose behaviour taught it a role: kept for good while there is room. */
+  learn(s: EntityState): void {
+    if (s.flags & SERVES_DIRECTORY && this.learned.size < this.config.limits.maxLearnedRoles) this.learned.add(s);
+  }
+
+  /** Kept past its TTL and through eviction: an incident root, or a learned directory server. */
+  private kept(s: EntityState): boolean {
+    return s.campaign !== null || this.learned.has(s);
+  }
+
   remove(s: EntityState): void {
     this.entities.delete(s.key);
+    this.learned.delete(s);
     if (s.ip !== undefined && this.bindings.get(s.ip) === s) this.bindings.delete(s.ip);
   }
 
@@ -146,7 +163,7 @@ export class EntityTable {
     const keep = Math.floor(this.config.limits.maxEntities * EVICT_TO);
     const ranked: { s: EntityState; risk: number }[] = [];
     for (const s of this.entities.values()) {
-      if (s.campaign !== null && s.campaign.live) continue;
+      if ((s.campaign !== null && s.campaign.live) || this.learned.has(s)) continue;
       ranked.push({ s, risk: s.riskNow(now, this.config.halfLifeMs) });
     }
     ranked.sort((a, b) => a.risk - b.risk || a.s.seen - b.s.seen || compare(a.s.key, b.s.key));
@@ -160,7 +177,7 @@ export class EntityTable {
     const minute = minuteOf(now);
     let expired = 0;
     for (const s of this.entities.values()) {
-      if (minute - s.seen <= this.ttlMinutes || s.campaign !== null) continue;
+      if (minute - s.seen <= this.ttlMinutes || this.kept(s)) continue;
       this.remove(s);
       expired += 1;
     }
@@ -202,6 +219,7 @@ export class EntityTable {
     for (const e of entities) {
       const s = decodeEntity(e, incident, (role, source) => this.roles.revive(role, source));
       this.entities.set(s.key, s);
+      this.learn(s);
     }
     for (const [ip, key] of bindings) {
       const s = this.entities.get(key);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { WORKLOAD_KINDS } from '../events';
+import { compileGlob } from '../glob';
 import { cidrContains, parseCidr, type Cidr } from './cidr';
 
 /**
@@ -34,14 +35,9 @@ export interface EntityDescriptor {
 
 export type Matcher = (entity: EntityDescriptor) => boolean;
 
-function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${escaped}$`, 'i');
-}
-
-/** Compile a selector once (globs to regexps, CIDRs parsed) into a predicate. */
+/** Compile a selector once (glob and CIDRs parsed) into a predicate. */
 export function compileSelector(selector: Selector): Matcher {
-  const name = selector.name === undefined ? undefined : globToRegExp(selector.name);
+  const name = selector.name === undefined ? undefined : compileGlob(selector.name);
   const cidrs: Cidr[] | undefined = selector.cidr?.map((c) => parseCidr(c) as Cidr);
   const labels = selector.labels === undefined ? undefined : Object.entries(selector.labels);
   return (e) => {

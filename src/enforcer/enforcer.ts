@@ -1,3 +1,5 @@
+import type { EntitySelector } from '../playbook/selector';
+
 /**
  * The one interface every enforcement layer implements (nftables, Kubernetes, Illumio, webhook).
  * The enforcer is the only code that touches the enforcement layer. Every call is idempotent:
@@ -53,6 +55,15 @@ export interface ApplyRequest {
   expiresAt: number;
   /** Idempotency key: the lease id. */
   leaseId: string;
+  /**
+   * Who approved quarantining this target, when a person did. A target that matches a protected
+   * selector, as the layer sees it now, is refused (`EnforcerError` code `protected`) without it.
+   */
+  approvedBy?: string;
+  /** The playbook's protected selectors; each enforcer adds the built-in ones (DEFAULT_PROTECTED). */
+  protected?: readonly EntitySelector[];
+  /** Cut the target's established connections too, where the layer can (`capabilities.connectionCut`). */
+  cutConnections?: boolean;
 }
 
 /** A failure the caller records on the lease; `retriable` false means retrying will not help. */
@@ -65,6 +76,21 @@ export class EnforcerError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The target no longer exists at the layer (a deleted pod, a deleted Illumio workload). Not
+ * retriable; a release that meets it ends the lease as `gone` (nothing is left to restore).
+ */
+export class TargetGoneError extends EnforcerError {
+  override name = 'TargetGoneError';
+  constructor(message: string) {
+    super(message, false, 'gone');
+  }
+}
+
+export function isTargetGone(err: unknown): boolean {
+  return err instanceof EnforcerError && err.code === 'gone';
 }
 
 export interface Enforcer {

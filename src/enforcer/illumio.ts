@@ -12,7 +12,9 @@ import {
   type Observation,
   type Snapshot,
   type Target,
+  TargetGoneError,
 } from './enforcer';
+import { guardProtected, type LiveWorkload } from './protection';
 import { describeDrift, RevertDriftError, type RevertResult } from './webhook';
 
 /**
@@ -78,7 +80,17 @@ export type IllumioEnforcerConfigInput = z.input<typeof IllumioEnforcerConfig>;
 const LabelRef = z.object({ href: z.string() });
 const Label = z.object({ href: z.string(), key: z.string(), value: z.string(), deleted: z.boolean().optional() });
 type Label = z.infer<typeof Label>;
-const Workload = z.object({ href: z.string(), labels: z.array(LabelRef).nullish(), enforcement_mode: z.string().nullish() });
+const Workload = z.object({
+  href: z.string(),
+  name: z.string().nullish(),
+  hostname: z.string().nullish(),
+  labels: z.array(LabelRef).nullish(),
+  interfaces: z.array(z.object({ address: z.string().nullish() })).nullish(),
+  enforcement_mode: z.string().nullish(),
+  deleted: z.boolean().nullish(),
+});
+/** The PCE label key naming a workload's role (the `role` label type). */
+const ROLE_KEY = 'role';
 /** Modes in which the VEN drops traffic (deny rules and boundaries in selective, everything unallowed in full). */
 const ENFORCING = new Set(['full', 'selective']);
 const ErrorItem = z.object({ token: z.string().optional(), message: z.string().optional(), error: z.string().optional() });
@@ -169,6 +181,7 @@ export class IllumioEnforcer implements Enforcer {
     let attempted: Record<string, string | null> | undefined;
     const snapshot = await this.withRetry(`apply ${workload}`, async () => {
       const current = await this.workloadLabels(workload);
+      guardProtected(this.name, request, this.live(current));
       const priorHrefs: Record<string, string | null> = {};
       for (const k of cordonKeys) {
         const now = current.byKey.get(this.pceKey(k))?.href ?? null;
@@ -205,11 +218,7 @@ export class IllumioEnforcer implements Enforcer {
    * with RevertDriftError after the rest is restored. A repeated revert finds nothing to do.
    */
   async revert(snapshot: Snapshot, leaseId: string): Promise<void> {
-    const extra = SnapshotExtra.safeParse(snapshot.extra);
-    if (!extra.success) {
-      throw new EnforcerError(`illumio revert ${snapshot.target.entity}: snapshot lacks the label hrefs apply records`, false, 'bad_snapshot');
-    }
-    const { workload, prior, applied } = extra.data;
+    const { workload, prior, applied } = await this.revertPlan(snapshot);
     const holder = this.holders.get(workload);
     if (holder && holder.leaseId !== leaseId) {
       // A newer lease quarantined the workload since and carries the original labels: nothing to do.
@@ -253,6 +262,37 @@ export class IllumioEnforcer implements Enforcer {
   }
 
   /**
+   * The label hrefs to revert: as apply recorded them, or, from a snapshot Cordon rebuilt from the
+   * ledger (after a restart: prior label values and `extra.applied`, by Cordon key), looked up again.
+   */
+  private async revertPlan(snapshot: Snapshot): Promise<SnapshotExtra> {
+    const full = SnapshotExtra.safeParse(snapshot.extra);
+    if (full.success) return full.data;
+    const rebuilt = z.object({ applied: z.record(z.string(), z.string()) }).safeParse(snapshot.extra);
+    if (!rebuilt.success) {
+      throw new EnforcerError(`illumio revert ${snapshot.target.entity}: snapshot lacks the labels apply set`, false, 'bad_snapshot');
+    }
+    const workload = workloadHref(snapshot.target);
+    const applied: Record<string, string> = {};
+    const prior: Record<string, string | null> = {};
+    for (const [k, value] of Object.entries(rebuilt.data.applied)) {
+      applied[k] = await this.labelHref(this.pceKey(k), value);
+      const before = snapshot.labels[k] ?? null;
+      prior[k] = before === null ? null : await this.labelHref(this.pceKey(k), before);
+    }
+    return { workload, prior, applied };
+  }
+
+  /** The workload as the PCE shows it, for the protection check: labels by PCE key and by Cordon key. */
+  private live(current: { labels: Label[]; name: string | undefined; ip: string | undefined }): LiveWorkload {
+    const labels: Record<string, string> = {};
+    for (const l of current.labels) labels[l.key] = l.value;
+    for (const [cordonKey, pceKey] of Object.entries(this.config.labelKeys)) if (labels[pceKey] !== undefined) labels[cordonKey] = labels[pceKey];
+    const role = labels[ROLE_KEY];
+    return { ...(current.name !== undefined && { name: current.name }), ...(current.ip !== undefined && { ip: current.ip }), labels, roles: role ? [role] : [] };
+  }
+
+  /**
    * Labels by PCE key (`role`, `app`, `quarantine`, ...), not by Cordon key. `contained` needs the
    * quarantine label and a VEN that drops traffic: a workload in `idle` or `visibility_only` mode
    * carries the label but nothing is blocked.
@@ -271,12 +311,22 @@ export class IllumioEnforcer implements Enforcer {
     return this.config.labelKeys[cordonKey] ?? cordonKey;
   }
 
-  private async workloadLabels(workload: string): Promise<{ labels: Label[]; byKey: Map<string, Label>; mode: string | undefined }> {
-    const res = await this.call('GET', workload);
+  /** The workload's labels; TargetGoneError when the PCE no longer has it (404, or marked deleted). */
+  private async workloadLabels(workload: string): Promise<{ labels: Label[]; byKey: Map<string, Label>; mode: string | undefined; name: string | undefined; ip: string | undefined }> {
+    let res: HttpResult;
+    try {
+      res = await this.call('GET', workload);
+    } catch (err) {
+      if (err instanceof PceHttpError && err.status === 404) throw new TargetGoneError(`illumio: workload ${workload} not found: ${err.message}`);
+      throw err;
+    }
     const parsed = Workload.safeParse(res.body);
     if (!parsed.success) throw new EnforcerError(`illumio: GET ${workload}: unexpected workload body`, false, 'bad_response');
+    if (parsed.data.deleted === true) throw new TargetGoneError(`illumio: workload ${workload} is deleted`);
     const labels = await Promise.all((parsed.data.labels ?? []).map((ref) => this.label(ref.href)));
-    return { labels, byKey: new Map(labels.map((l) => [l.key, l])), mode: parsed.data.enforcement_mode ?? undefined };
+    const name = parsed.data.hostname ?? parsed.data.name ?? undefined;
+    const ip = parsed.data.interfaces?.find((i) => i.address)?.address ?? undefined;
+    return { labels, byKey: new Map(labels.map((l) => [l.key, l])), mode: parsed.data.enforcement_mode ?? undefined, name, ip };
   }
 
   private async putLabels(workload: string, hrefs: string[]): Promise<void> {

@@ -1,15 +1,15 @@
 import type * as K8s from '@kubernetes/client-node';
 
-/** The `@kubernetes/client-node` module namespace (1.x). */
+/** The `@kubernetes/client-node` module namespace (2.x). */
 export type KubernetesClientModule = typeof K8s;
 
 let loaded: KubernetesClientModule | undefined;
 
 /**
- * Loads `@kubernetes/client-node` 1.x, which ships only as an ES module, from this CommonJS project.
+ * Loads `@kubernetes/client-node` 2.x, which ships only as an ES module, from this CommonJS project.
  *
  * Node 20.19+ loads an ES module through `require` (require(esm)) as long as nothing in its graph uses
- * top-level await, which holds for client-node 1.x. The require used is Node's own, taken from the
+ * top-level await, which holds for client-node 2.x. The require used is Node's own, taken from the
  * built-in `module`: a module system wrapped around ours (Jest's registry, which transforms only
  * TypeScript and cannot evaluate ESM without --experimental-vm-modules) would otherwise try, and fail,
  * to load the package itself. Types come from a type-only import, erased at compile time.

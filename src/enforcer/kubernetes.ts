@@ -11,8 +11,10 @@ import {
   type Observation,
   type Snapshot,
   type Target,
+  TargetGoneError,
 } from './enforcer';
 import { loadKubernetesClient } from './kubernetes-client';
+import { guardProtected } from './protection';
 import { describeDrift, RevertDriftError, type RevertResult } from './webhook';
 
 /**
@@ -93,7 +95,11 @@ type QuarantineState = z.infer<typeof QuarantineState>;
 
 const SnapshotExtra = z.object({ applied: z.record(z.string(), z.string()) });
 
-const KubernetesStatus = z.object({ message: z.string().optional(), reason: z.string().optional() });
+const KubernetesStatus = z.object({
+  message: z.string().optional(),
+  reason: z.string().optional(),
+  details: z.object({ kind: z.string().optional(), name: z.string().optional() }).optional(),
+});
 
 export interface KubernetesEnforcerOptions {
   logger?: Logger;
@@ -143,6 +149,7 @@ export class KubernetesEnforcer implements Enforcer {
     return this.withRetry('apply', pod, async () => {
       const current = await this.read(pod);
       const labels = current.metadata?.labels ?? {};
+      guardProtected(this.name, request, { ...pod, labels, ...(current.status?.podIP ? { ip: current.status.podIP } : {}) });
       const state = this.readState(current, pod);
       const ownState = state?.lease === request.leaseId ? state : undefined;
       // The prior value of a label is what it had before Cordon first touched it: from the state
@@ -272,7 +279,7 @@ export class KubernetesEnforcer implements Enforcer {
         try {
           return await call();
         } catch (err) {
-          const failure = classify(err, `kubernetes ${op} pod ${pod.namespace}/${pod.name}`);
+          const failure = classify(err, `kubernetes ${op} pod ${pod.namespace}/${pod.name}`, pod);
           retryAfterMs = failure.retryAfterMs;
           throw failure.error;
         }
@@ -294,6 +301,22 @@ export class KubernetesEnforcer implements Enforcer {
   }
 }
 
+/** RFC 1123 label: a namespace name. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** RFC 1123 subdomain (at most 253, dot-separated labels): a pod name. Never `.` or `..`, no `/` or `%`. */
+export function isDnsSubdomain(name: string): boolean {
+  return name.length <= 253 && name.split('.').every((label) => DNS_LABEL.test(label));
+}
+
+export function isDnsLabel(name: string): boolean {
+  return DNS_LABEL.test(name);
+}
+
+/**
+ * The pod a target names, its names checked as the API server would before any URL is built from
+ * them: a name such as `..` would otherwise turn `/namespaces/{ns}/pods/..` into the Namespace's URL.
+ */
 function podRef(target: Target): PodRef {
   if (target.kind !== 'pod') {
     throw new EnforcerError(`kubernetes: target ${target.entity} is a ${target.kind}, not a pod`, false, 'target_unsupported');
@@ -304,6 +327,12 @@ function podRef(target: Target): PodRef {
   const name = target.name ?? fromEntity?.[2];
   if (!namespace || !name) {
     throw new EnforcerError(`kubernetes: target ${target.entity} has no namespace and name`, false, 'target_unsupported');
+  }
+  if (!isDnsLabel(namespace)) {
+    throw new EnforcerError(`kubernetes: target ${target.entity}: namespace ${JSON.stringify(namespace.slice(0, 80))} is not an RFC 1123 label`, false, 'invalid_target');
+  }
+  if (!isDnsSubdomain(name)) {
+    throw new EnforcerError(`kubernetes: target ${target.entity}: pod name ${JSON.stringify(name.slice(0, 80))} is not an RFC 1123 subdomain`, false, 'invalid_target');
   }
   return { namespace, name };
 }
@@ -344,7 +373,7 @@ function makeKubeConfig(k8s: typeof K8s, connection: KubernetesEnforcerConfig['c
  * Maps a client failure to an EnforcerError. Duck-typed rather than `instanceof`: the client library may
  * live in another realm (see kubernetes-client.ts), and its ApiException is only `{ code, body, headers }`.
  */
-function classify(err: unknown, context: string): { error: EnforcerError; retryAfterMs: number } {
+function classify(err: unknown, context: string, pod: PodRef): { error: EnforcerError; retryAfterMs: number } {
   if (err instanceof EnforcerError) return { error: err, retryAfterMs: 0 };
   const e = (err ?? {}) as { code?: unknown; body?: unknown; headers?: unknown; name?: unknown; message?: unknown };
   if (typeof e.code === 'number' && e.code >= 100 && e.code <= 599) {
@@ -353,6 +382,8 @@ function classify(err: unknown, context: string): { error: EnforcerError; retryA
     // The generated client drops the body of a 401; the API server's Status says just "Unauthorized".
     const message = parsed.message ?? (status === 401 ? 'Unauthorized' : `HTTP ${status}`);
     const reason = parsed.reason ?? (status === 401 ? 'Unauthorized' : `http_${status}`);
+    // The API server's 404 for the pod itself (details name the pod), not for a path it does not serve.
+    if (status === 404 && parsed.details?.kind === 'pods' && parsed.details.name === pod.name) return { error: new TargetGoneError(`${context}: ${message}`), retryAfterMs: 0 };
     const retriable = status === 409 || status === 429 || status >= 500;
     const headers = (e.headers ?? {}) as Record<string, unknown>;
     return {
@@ -365,7 +396,7 @@ function classify(err: unknown, context: string): { error: EnforcerError; retryA
   return { error: new EnforcerError(`${context}: ${message}`, false, 'client'), retryAfterMs: 0 };
 }
 
-function parseStatus(body: unknown): { message?: string; reason?: string } {
+function parseStatus(body: unknown): z.infer<typeof KubernetesStatus> {
   let value = body;
   if (typeof body === 'string') {
     try {
@@ -378,9 +409,11 @@ function parseStatus(body: unknown): { message?: string; reason?: string } {
   return status.success ? status.data : {};
 }
 
-function isNetworkError(e: { code?: unknown; name?: unknown; type?: unknown }): boolean {
+/** undici's fetch (client-node 2) reports a refused or reset connection as `TypeError: fetch failed` with the errno on `cause`. */
+function isNetworkError(e: { code?: unknown; name?: unknown; cause?: unknown }, depth = 0): boolean {
   if (e.name === 'FetchError' || e.name === 'AbortError' || e.name === 'TimeoutError') return true;
-  return typeof e.code === 'string' && /^(E[A-Z_]+|UND_ERR_[A-Z_]+)$/.test(e.code);
+  if (typeof e.code === 'string' && /^(E[A-Z_]+|UND_ERR_[A-Z_]+)$/.test(e.code)) return true;
+  return depth < 3 && typeof e.cause === 'object' && e.cause !== null && isNetworkError(e.cause, depth + 1);
 }
 
 /** `Retry-After` in seconds (the API server's form); an HTTP date is accepted too. Capped at a minute. */

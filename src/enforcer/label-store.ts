@@ -1,6 +1,7 @@
 import type Redis from 'ioredis';
 import type { ApplyRequest, Capabilities, Enforcer, Observation, Snapshot, Target } from './enforcer';
 import { EnforcerError } from './enforcer';
+import { guardProtected } from './protection';
 
 /**
  * An enforcement layer that is only a label store in Redis: targets' labels live in a hash, and
@@ -47,6 +48,7 @@ export class LabelStoreEnforcer implements Enforcer {
   async apply(req: ApplyRequest): Promise<Snapshot> {
     if (!req.target.entity) throw new EnforcerError('target has no entity', false);
     const before = await this.redis.hgetall(this.key(req.target));
+    guardProtected(this.name, req, { labels: before });
     const prior = Object.fromEntries(Object.keys(req.labels).map((k) => [k, before[k] ?? null]));
     const changed = Object.entries(req.labels).some(([k, v]) => before[k] !== v);
     if (changed) {

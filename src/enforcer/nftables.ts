@@ -3,6 +3,7 @@ import type { Logger } from '../logger';
 import { retry, type RetryOptions } from '../retry';
 import { EnforcerError, type ApplyRequest, type Capabilities, type Enforcer, type Observation, type Snapshot, type Target } from './enforcer';
 import { NftablesExec } from './nftables-exec';
+import { guardProtected } from './protection';
 import {
   CHAINS,
   DEFAULT_PRIORITY,
@@ -127,8 +128,10 @@ export class NftablesEnforcer implements Enforcer {
     const addr = parseAddress(request.target.ip);
     const comment = leaseComment(request.leaseId);
     timeoutSeconds(request.expiresAt, this.now()); // an expired or absurd lease fails before any I/O
+    // A host firewall knows an address, no labels or roles: address and name selectors are what it can check.
+    guardProtected(this.name, request, { labels: {}, ip: addr.address });
     return this.locked(addr.address, async () => {
-      const { before, timeoutSec } = await this.put(addr, comment, request.expiresAt);
+      const { before, timeoutSec } = await this.put(addr, comment, request.expiresAt, request.cutConnections !== false);
       // This lease's own element (a replay of apply) is not a prior state.
       const prior = before && before.comment !== comment ? this.priorOf(before) : null;
       const extra: NftablesSnapshotExtra = { family: 'inet', table: this.spec.table, set: addr.set, address: addr.address, prior };
@@ -142,7 +145,8 @@ export class NftablesEnforcer implements Enforcer {
     const comment = leaseComment(leaseId);
     timeoutSeconds(expiresAt, this.now());
     await this.locked(addr.address, async () => {
-      const { timeoutSec } = await this.put(addr, comment, expiresAt);
+      // Connections were cut (or deliberately kept) at apply; new ones have been dropped since.
+      const { timeoutSec } = await this.put(addr, comment, expiresAt, false);
       this.log?.info({ address: addr.address, leaseId, timeoutSec }, 'nftables: quarantine extended');
     });
   }
@@ -216,10 +220,10 @@ export class NftablesEnforcer implements Enforcer {
 
   /**
    * Puts the address in the set for this lease until `expiresAt` (ensuring the table in the same
-   * transaction), then cuts its connections. If the cut fails, the element is put back the way it
+   * transaction), then cuts its connections unless `cut` is false. If the cut fails, the element is put back the way it
    * was, so a failed call leaves nothing half-applied. Returns the element found before.
    */
-  private async put(addr: QuarantineAddress, comment: string, expiresAt: number): Promise<{ before?: SetElement; timeoutSec: number }> {
+  private async put(addr: QuarantineAddress, comment: string, expiresAt: number, cut = true): Promise<{ before?: SetElement; timeoutSec: number }> {
     const table = this.spec.table;
     const { before, timeoutSec } = await this.attempt('apply', async () => {
       const found = await this.readElement(table, addr);
@@ -227,9 +231,10 @@ export class NftablesEnforcer implements Enforcer {
       await this.exec.transaction([...ensureRuleset(this.spec), ...replaceElement(table, addr, { timeoutSec: seconds, comment })]);
       return { before: found, timeoutSec: seconds };
     });
+    if (!cut) return { before, timeoutSec };
     try {
-      const cut = await this.attempt('conntrack', () => this.cutConnections(addr));
-      this.log?.debug({ address: addr.address, cut }, 'nftables: conntrack entries deleted');
+      const deleted = await this.attempt('conntrack', () => this.cutConnections(addr));
+      this.log?.debug({ address: addr.address, deleted }, 'nftables: conntrack entries deleted');
     } catch (err) {
       const restore = before ? this.restorable(this.priorOf(before)) : undefined;
       try {
@@ -289,7 +294,8 @@ export class NftablesEnforcer implements Enforcer {
   }
 
   private whereFrom(snapshot: Snapshot): { table: string; addr: QuarantineAddress; prior: PriorElement | null } {
-    if (snapshot.extra === undefined) return { table: this.spec.table, addr: parseAddress(snapshot.target.ip), prior: null };
+    // A snapshot Cordon rebuilt from the ledger carries only `extra.applied`: no element was recorded.
+    if (snapshot.extra === undefined || !('address' in snapshot.extra)) return { table: this.spec.table, addr: parseAddress(snapshot.target.ip), prior: null };
     const extra = SnapshotExtra.safeParse(snapshot.extra);
     if (!extra.success) throw new EnforcerError(`not an nftables snapshot: ${extra.error.message}`, false, 'invalid_snapshot');
     const addr = parseAddress(extra.data.address);

@@ -12,6 +12,7 @@ import {
   type Snapshot,
   type Target,
 } from './enforcer';
+import { guardProtected } from './protection';
 
 /**
  * Webhook enforcer: for enforcement points without a connector. Every call is one signed JSON POST to a
@@ -104,6 +105,8 @@ export const WebhookRequestBody = z.object({
   labels: z.record(z.string(), z.string().nullable()),
   expiresAt: z.number().nullable(),
   snapshot: SnapshotSchema.optional(),
+  /** apply: also cut the target's established connections (the playbook's cut_connections), where the receiver can. */
+  cutConnections: z.boolean().optional(),
 });
 export type WebhookRequestBody = z.infer<typeof WebhookRequestBody>;
 
@@ -248,14 +251,17 @@ export class WebhookEnforcer implements Enforcer {
     if (this.secret.length < 32) throw new Error(`webhook secret in ${this.config.secretFile} is shorter than 32 characters`);
   }
 
+  /** Observes the target first (its labels as the receiver's layer has them now) for the protection check, then applies. */
   async apply(request: ApplyRequest): Promise<Snapshot> {
     const keys = Object.keys(request.labels);
+    if (request.approvedBy === undefined) guardProtected(this.name, request, { labels: (await this.observe(request.target)).labels });
     const body: WebhookRequestBody = {
       action: 'apply',
       leaseId: request.leaseId,
       target: request.target,
       labels: request.labels,
       expiresAt: request.expiresAt,
+      ...(request.cutConnections !== undefined && { cutConnections: request.cutConnections }),
     };
     const response = await this.post(body, WebhookApplyResponse);
     if (!response) throw this.badResponse('apply', 'empty response; expected priorLabels');

@@ -1,11 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { signLink, verifyLink } from '../approvals/links';
+import { LinkRefused, mintLinksFor, verifyLink } from '../approvals/links';
 import type { Containment } from '../contain/containment';
 import type { IncidentStore } from '../incidents/store';
-import { durationMs } from '../playbook/duration';
+import { duration, durationMs } from '../playbook/duration';
 import { describeIssues } from '../validation';
-import { requireRole, type TokenConfig } from './auth';
+import { inGroups, requireRole, type TokenConfig } from './auth';
 import type { HttpServer } from './server';
 
 export interface ApiDeps {
@@ -18,7 +18,7 @@ export interface ApiDeps {
 }
 
 const Reason = z.string().trim().min(3, 'say why (at least 3 characters)').max(2000);
-const Ttl = z.string().regex(/^\d+(s|m|h|d)$/, 'expected a duration such as 30m or 4h');
+const Ttl = duration();
 const ApproveBody = z.object({ reason: Reason, ttl: Ttl.optional() });
 const DenyBody = z.object({ reason: Reason });
 const ExtendBody = z.object({ ttl: Ttl, reason: Reason });
@@ -45,19 +45,19 @@ export function registerApi(app: HttpServer, deps: ApiDeps): void {
   app.post<{ Params: { id: string } }>('/api/approvals/:id/approve', approver, async (req, reply) => {
     const body = parse(ApproveBody, req, reply);
     if (!body) return reply;
-    return decide(deps, reply, req.params.id, 'approve', `user:${req.principal!.name}`, body.reason, body.ttl ? durationMs(body.ttl) : undefined);
+    return decide(deps, reply, req.params.id, 'approve', req.principal!, body.reason, body.ttl ? durationMs(body.ttl) : undefined);
   });
   app.post<{ Params: { id: string } }>('/api/approvals/:id/deny', approver, async (req, reply) => {
     const body = parse(DenyBody, req, reply);
     if (!body) return reply;
-    return decide(deps, reply, req.params.id, 'deny', `user:${req.principal!.name}`, body.reason);
+    return decide(deps, reply, req.params.id, 'deny', req.principal!, body.reason);
   });
   app.post<{ Params: { id: string }; Body: unknown }>('/api/approvals/:id/links', approver, async (req, reply) => {
     if (!deps.linkSecret) return reply.code(501).send({ error: 'not configured', message: 'auth.linkSecret is not set' });
-    const exp = Math.floor((Date.now() + deps.linkTtlMs) / 1000);
-    const make = (decision: 'approve' | 'deny') =>
-      `${deps.publicUrl}/a/${signLink({ approvalId: req.params.id, decision, approver: req.principal!.name, exp, nonce: `${req.params.id}.${decision}.${exp}.${Math.random().toString(36).slice(2)}` }, deps.linkSecret!)}`;
-    return { approve: make('approve'), deny: make('deny'), expiresAt: exp * 1000 };
+    return withContainment(deps, reply, (c) => mintLinksFor(c.approvals, req.params.id, req.principal!, deps, Date.now())).catch((err: Error) => {
+      if (!(err instanceof LinkRefused)) throw err;
+      return reply.code(LINK_REFUSED[err.code]).send({ error: LINK_REFUSED[err.code] === 404 ? 'not found' : LINK_REFUSED[err.code] === 403 ? 'forbidden' : 'conflict', message: err.message });
+    });
   });
 
   app.get<{ Params: { token: string } }>('/a/:token', async (req, reply) => {
@@ -74,16 +74,17 @@ export function registerApi(app: HttpServer, deps: ApiDeps): void {
     if (!(await c.approvals.useNonce(check.claims.nonce, Math.ceil(deps.linkTtlMs / 1000)))) {
       return reply.code(403).send({ error: 'forbidden', message: 'link already used' });
     }
-    return decide(deps, reply, check.claims.approvalId, check.claims.decision, `user:${check.claims.approver}`, `one-click ${check.claims.decision} link`);
+    return decide(deps, reply, check.claims.approvalId, check.claims.decision, { name: check.claims.approver, groups: check.claims.groups }, `one-click ${check.claims.decision} link`);
   });
 
   app.get('/api/quarantines', viewer, async (_req, reply) => withContainment(deps, reply, (c) => c.quarantines.registry.all()));
   app.post<{ Params: { entity: string } }>('/api/quarantines/:entity/extend', responder, async (req, reply) => {
     const body = parse(ExtendBody, req, reply);
     if (!body) return reply;
-    return withContainment(deps, reply, (c) =>
-      c.quarantines.extend(req.params.entity, Date.now() + durationMs(body.ttl), { actor: `user:${req.principal!.name}`, reason: body.reason }),
-    ).catch((err: Error) => reply.code(409).send({ error: 'conflict', message: err.message }));
+    return withContainment(deps, reply, async (c) => {
+      const done = await c.extend(req.params.entity, { ttlMs: durationMs(body.ttl), ttlText: body.ttl }, { actor: `user:${req.principal!.name}`, reason: body.reason });
+      return 'refused' in done ? reply.code(400).send({ error: 'bad request', message: done.refused }) : done.lease;
+    }).catch((err: Error) => reply.code(409).send({ error: 'conflict', message: err.message }));
   });
   app.post<{ Params: { entity: string } }>('/api/quarantines/:entity/release', responder, async (req, reply) => {
     const body = parse(ReleaseBody, req, reply);
@@ -97,13 +98,32 @@ function checkLink(deps: ApiDeps, token: string) {
   return verifyLink(token, deps.linkSecret, Math.floor(Date.now() / 1000));
 }
 
-async function decide(deps: ApiDeps, reply: FastifyReply, id: string, decision: 'approve' | 'deny', by: string, reason: string, ttlMs?: number) {
+const LINK_REFUSED = { not_configured: 501, missing: 404, not_pending: 409, not_member: 403 } as const;
+
+/** A person decides: only a member of one of the approval's groups, only before its deadline (checked again atomically in the store). */
+async function decide(deps: ApiDeps, reply: FastifyReply, id: string, decision: 'approve' | 'deny', who: { name: string; groups: readonly string[] }, reason: string, ttlMs?: number) {
   const c = deps.containment();
   if (!c) return reply.code(503).send({ error: 'unavailable', message: 'containment is not running' });
-  const outcome = await c.decide(id, decision, by, reason, ttlMs);
-  if (outcome.result === 'missing') return reply.code(404).send({ error: 'not found', message: `no approval ${id}` });
-  if (outcome.result === 'already') return reply.code(409).send({ error: 'conflict', message: `approval ${id} is already ${outcome.approval!.state}` });
-  return outcome.approval;
+  const current = await c.approvals.get(id);
+  if (!current) return reply.code(404).send({ error: 'not found', message: `no approval ${id}` });
+  if (current.state === 'pending' && !inGroups(who.groups, current.approvers)) return reply.code(403).send({ error: 'forbidden', message: notMember(who.name, current) });
+  const outcome = await c.decide(id, decision, `user:${who.name}`, who.groups, reason, ttlMs);
+  switch (outcome.result) {
+    case 'missing':
+      return reply.code(404).send({ error: 'not found', message: `no approval ${id}` });
+    case 'already':
+      return reply.code(409).send({ error: 'conflict', message: `approval ${id} is already ${outcome.approval.state}` });
+    case 'forbidden':
+      return reply.code(403).send({ error: 'forbidden', message: notMember(who.name, outcome.approval) });
+    case 'late':
+      return reply.code(409).send({ error: 'conflict', message: `approval ${id} passed its deadline (${new Date(outcome.approval.deadline).toISOString()}): its on_timeout (${outcome.approval.onTimeout}) decides` });
+    case 'decided':
+      return outcome.approval;
+  }
+}
+
+function notMember(name: string, a: { id: string; approvers: readonly string[] }): string {
+  return `${name} is in none of the groups approval ${a.id} asks (${a.approvers.join(', ')})`;
 }
 
 async function withContainment<T>(deps: ApiDeps, reply: FastifyReply, work: (c: Containment) => Promise<T>) {

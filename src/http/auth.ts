@@ -11,12 +11,16 @@ export const TokenConfig = z.object({
   role: z.enum(ROLES),
   /** SHA-256 hex of the bearer token; the token itself is never stored. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected the SHA-256 hex of the token'),
+  /** The approver groups the holder belongs to: an approval is decided only by a member of one of its groups. */
+  groups: z.array(z.string().min(1).max(128)).max(64).default([]),
 });
-export type TokenConfig = z.infer<typeof TokenConfig>;
+/** As written in config: `groups` may be left out (none). */
+export type TokenConfig = z.input<typeof TokenConfig>;
 
 export interface Principal {
   name: string;
   role: Role;
+  groups: string[];
 }
 
 declare module 'fastify' {
@@ -35,7 +39,12 @@ export function authenticate(header: string | undefined, tokens: readonly TokenC
   if (!m) return undefined;
   const digest = Buffer.from(sha256Hex(m[1]!), 'hex');
   const match = tokens.find((t) => timingSafeEqual(Buffer.from(t.sha256, 'hex'), digest));
-  return match ? { name: match.name, role: match.role } : undefined;
+  return match ? { name: match.name, role: match.role, groups: [...(match.groups ?? [])] } : undefined;
+}
+
+/** Whether someone in `groups` may decide an approval that asks `approvers`. */
+export function inGroups(groups: readonly string[], approvers: readonly string[]): boolean {
+  return groups.some((g) => approvers.includes(g));
 }
 
 export function allows(principal: Principal, needed: Role): boolean {

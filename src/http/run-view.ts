@@ -51,9 +51,12 @@ export function runView(run: Run, records: readonly LedgerRecord[], approvals: r
     const base = { index: step.index, id: step.id, type: step.type, summary: step.summary, dryRun: step.dryRun };
     switch (step.type) {
       case 'notify':
+        return { ...base, ...notifyState(step.jobId, records) };
       case 'enrich': {
         const done = records.find((r) => r.action === 'playbook_step' && r.target === step.jobId);
-        return { ...base, state: done ? 'done' : 'not reached', ...(done ? { at: done.at } : {}) };
+        if (!done) return { ...base, state: 'not reached' };
+        const search = (done.after as { search?: { outcome?: string } } | null)?.search;
+        return { ...base, state: search?.outcome === 'failed' ? 'failed' : 'done', at: done.at, detail: done.reason.replace(/^enrich: /, '') };
       }
       case 'approve': {
         const a = approvals.find((x) => x.id === step.jobId);
@@ -73,6 +76,13 @@ export function runView(run: Run, records: readonly LedgerRecord[], approvals: r
         return { ...base, state: 'not reached' };
     }
   });
+  // An enrich step whose search has not ended yet is still running once a later step happened.
+  steps.forEach((s, i) => {
+    if (s.type === 'enrich' && s.state === 'not reached' && steps.slice(i + 1).some((x) => x.state !== 'not reached')) {
+      s.state = 'waiting';
+      s.detail = 'searching';
+    }
+  });
   // A wait step is over once anything after it happened, and running while the step before it is done.
   steps.forEach((s, i) => {
     if (s.type !== 'wait') return;
@@ -81,6 +91,16 @@ export function runView(run: Run, records: readonly LedgerRecord[], approvals: r
     s.state = later ? 'done' : previous ? 'waiting' : 'not reached';
   });
   return { incidentId: run.incidentId, playbookId: run.playbookId, startedAt: run.startedAt, steps };
+}
+
+/** A notify step: its record, and how each delivery to a configured channel ended (failed if one did). */
+function notifyState(jobId: string, records: readonly LedgerRecord[]): Pick<StepView, 'state' | 'at' | 'detail'> {
+  const mine = records.filter((r) => r.action === 'playbook_step' && r.target === jobId);
+  const done = mine.find((r) => (r.after as { delivery?: string } | null)?.delivery === undefined);
+  if (!done) return { state: 'not reached' };
+  const deliveries = mine.map((r) => (r.after ?? {}) as { delivery?: string; channel?: string; outcome?: string; error?: string }).filter((a) => a.delivery !== undefined);
+  const detail = deliveries.map((d) => `${d.channel}: ${d.outcome === 'delivered' ? 'delivered' : `not delivered (${d.error ?? ''})`}`).join('; ');
+  return { state: deliveries.some((d) => d.outcome === 'failed') ? 'failed' : 'done', at: done.at, ...(detail ? { detail } : {}) };
 }
 
 function targetView(

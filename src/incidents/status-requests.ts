@@ -1,4 +1,4 @@
-import type { Batch, Kafka, Message, Producer } from 'kafkajs';
+import type { Batch, Kafka, Message, Producer } from '../kafka';
 import type { IncidentStatus } from '../correlate/incident';
 import { deadLetter } from '../ingest/dead-letter';
 import { describeIssues, parseJson } from '../validation';

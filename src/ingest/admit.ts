@@ -4,14 +4,15 @@ import { normalizeRecord } from '../normalize/registry';
 
 export interface AdmitLimits {
   maxRecordBytes: number;
+  maxJsonDepth: number;
   maxFutureSkewMs: number;
   /** 0 disables the age check. */
   maxEventAgeMs: number;
 }
 
 /**
- * Everything ingest decides about one record, with no I/O: size, decoding, format, schema, and
- * whether its event time is plausible against the time Kafka stamped on the record.
+ * Everything ingest decides about one record, with no I/O: size, decoding, JSON depth, format,
+ * schema, and whether its event time is plausible against the time Kafka stamped on the record.
  */
 export function admit(
   value: Buffer | null,
@@ -24,7 +25,7 @@ export function admit(
   if (value.length > limits.maxRecordBytes) {
     return { kind: 'reject', reason: `too large: ${value.length} bytes, the limit is ${limits.maxRecordBytes}` };
   }
-  const outcome = normalizeRecord(value.toString('utf8'), format, ctx, { maxBytes: limits.maxRecordBytes });
+  const outcome = normalizeRecord(value.toString('utf8'), format, ctx, { maxBytes: limits.maxRecordBytes, maxDepth: limits.maxJsonDepth });
   if (outcome.kind !== 'events') return outcome;
   for (const event of outcome.events) {
     const late = freshness(event, recordTime, limits);

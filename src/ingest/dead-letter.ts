@@ -1,4 +1,4 @@
-import type { IHeaders, Message } from 'kafkajs';
+import type { IHeaders, Message } from '../kafka';
 
 /** Where a record came from, as the dead-letter headers name it. */
 export interface Origin {
@@ -47,7 +47,7 @@ export function deadLetter(
 
 /** Low-cardinality reason class for metrics; the full reason travels in the dead letter. */
 export function reasonClass(reason: string): string {
-  const m = /^(?:[a-z]+: )?(malformed JSON|forbidden key|unknown format|too large|not text|empty|stale|future)/i.exec(reason);
+  const m = /^(?:[a-z]+: )?(malformed JSON|forbidden key|unknown format|too large|too deep|not text|empty|stale|future)/i.exec(reason);
   if (m) return m[1]!.toLowerCase().replace(/[^a-z]+/g, '_');
   const format = /^([a-z]+):/.exec(reason);
   return format ? `${format[1]}_invalid_field` : 'invalid';

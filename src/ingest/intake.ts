@@ -1,4 +1,4 @@
-import type { Batch, Message } from 'kafkajs';
+import type { Batch, Message } from '../kafka';
 import type { Config } from '../config';
 import { isFlow, type CordonEvent } from '../events';
 import type { Logger } from '../logger';

@@ -1,5 +1,6 @@
-import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from '../kafka';
 import type { Config, InputTopic } from '../config';
+import { ConsumerSupervisor } from '../consumer-supervisor';
 import { subjectKey } from '../events';
 import { FETCH, partitionCount, sendInChunks } from '../kafka';
 import type { Logger } from '../logger';
@@ -28,10 +29,12 @@ export class Rekey {
   private readonly inputs: Map<string, InputTopic>;
   private eventPartitions = 1;
   private running = false;
+  private readonly supervisor: ConsumerSupervisor;
 
   constructor(private readonly deps: RekeyDeps) {
     const { kafka, config } = deps;
     this.consumer = kafka.consumer({ groupId: config.kafka.groups.ingest, ...FETCH });
+    this.supervisor = new ConsumerSupervisor(this.consumer, { name: 'rekey', log: deps.log, metrics: deps.metrics, run: () => this.run() });
     this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     this.intake = new Intake(config, deps.metrics, deps.log, deps.clock);
     this.inputs = new Map(config.kafka.inputs.filter((i) => !i.keyed).map((i) => [i.topic, i]));
@@ -49,20 +52,30 @@ export class Rekey {
     await this.consumer.connect();
     this.consumer.on(this.consumer.events.REBALANCING, () => this.intake.reset());
     await this.consumer.subscribe({ topics: [...this.inputs.keys()], fromBeginning: true });
-    await this.consumer.run({ partitionsConsumedConcurrently: 3, eachBatch: (p) => this.onBatch(p) });
+    await this.run();
     this.running = true;
+  }
+
+  private run(): Promise<void> {
+    return this.consumer.run({ partitionsConsumedConcurrently: 3, eachBatch: (p) => this.onBatch(p) });
   }
 
   /** Finishes the batch in flight, commits it, leaves the group. */
   async stop(): Promise<void> {
     if (!this.needed) return;
     this.running = false;
+    this.supervisor.stop();
     await this.consumer.disconnect();
     await this.producer.disconnect();
   }
 
   isRunning(): boolean {
     return this.running || !this.needed;
+  }
+
+  /** Why its consumer is not consuming (it crashed and is being restarted), or undefined. */
+  consumerTrouble(): string | undefined {
+    return this.supervisor.trouble;
   }
 
   private async onBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {

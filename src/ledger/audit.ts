@@ -1,6 +1,8 @@
-import type { Kafka } from 'kafkajs';
-import { ChainVerifier, GENESIS, type ChainHead, type VerifyFailure, type VerifyResult } from './chain';
-import { readLedger, type ReadOptions } from './reader';
+import type { KeyObject } from 'node:crypto';
+import type { Kafka } from '../kafka';
+import { ChainVerifier, GENESIS, hashRecord, readRecord, type ChainHead, type VerifyFailure, type VerifyResult } from './chain';
+import { checkCheckpoints, signCheckpoint, type Checkpoint } from './checkpoint';
+import { readLastMessage, readLedger, type ReadOptions } from './reader';
 import type { LedgerRecord } from './records';
 
 /** Auditing the ledger topic: verifying the chain, exporting it, and reading it verified. */
@@ -60,4 +62,62 @@ export async function* verifiedRecords(
     if (failure) throw new LedgerBrokenError({ ...failure, offset: m.offset }, context);
     yield { record: verifier.record!, offset: m.offset };
   }
+}
+
+/** A chain that verified, but disagrees with a signed checkpoint. */
+export interface CheckpointMismatch {
+  ok: false;
+  checkpoint: Checkpoint;
+  reason: string;
+  /** Records that verified. */
+  count: number;
+}
+
+/**
+ * verifyLedger, then the chain against the signed checkpoints of this topic: a tail cut below a
+ * checkpoint, a head hash that differs at a checkpointed seq, or a signature no key made, fails.
+ */
+export async function verifyLedgerCheckpoints(
+  kafka: Kafka,
+  topic: string,
+  checkpoints: Checkpoint[],
+  keys: KeyObject[],
+): Promise<LedgerVerifyResult | CheckpointMismatch> {
+  const wanted = new Set(checkpoints.filter((c) => c.topic === topic).map((c) => c.seq));
+  const hashes = new Map<number, string>();
+  const verifier = new ChainVerifier();
+  for await (const m of readLedger(kafka, topic)) {
+    const failure = verifier.push(m.value ?? 'null');
+    if (failure) return { ...failure, offset: m.offset };
+    const head = verifier.head;
+    if (wanted.has(head.seq)) hashes.set(head.seq, head.hash);
+  }
+  const result = verifier.result();
+  if (!result.ok) return result;
+  const mismatch = checkCheckpoints(checkpoints, topic, { seq: result.seq, hash: result.head }, (seq) => hashes.get(seq), keys);
+  return mismatch ? { ok: false, checkpoint: mismatch.checkpoint, reason: mismatch.reason, count: result.count } : result;
+}
+
+/** Signs where the ledger's chain stands now (its last record, verified by hash) and stores it. */
+export async function takeCheckpoint(
+  kafka: Kafka,
+  topic: string,
+  key: KeyObject,
+  stores: Array<{ append(c: Checkpoint): Promise<void> }>,
+  now: number = Date.now(),
+): Promise<Checkpoint> {
+  const { message, offsets } = await readLastMessage(kafka, topic);
+  let seq = 0;
+  let head = GENESIS.hash;
+  if (message) {
+    const read = readRecord(message.value ?? 'null');
+    if (!read.ok) throw new Error(`checkpoint of ${topic}: the last record (offset ${message.offset}) is not a ledger record: ${read.reason}`);
+    if (hashRecord(read.raw) !== read.record.hash) throw new Error(`checkpoint of ${topic}: the last record (offset ${message.offset}) fails its hash`);
+    seq = read.record.seq;
+    head = read.record.hash;
+  }
+  const offset = message ? message.offset : (offsets.high - 1n < 0n ? 0n : offsets.high - 1n).toString();
+  const checkpoint = signCheckpoint({ topic, partition: 0, offset, seq, head, at: now }, key);
+  for (const store of stores) await store.append(checkpoint);
+  return checkpoint;
 }

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from '../kafka';
+import { ConsumerSupervisor } from '../consumer-supervisor';
 import { FETCH } from '../kafka';
 import { LedgerRecord, LeasePayload, isQuarantineAction } from './records';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
 
 /**
  * The ledger by incident, for the console: a tail of the ledger topic that files every record
@@ -18,10 +20,11 @@ import type { Logger } from '../logger';
  */
 export class LedgerIndex {
   private consumer: Consumer | undefined;
+  private supervisor: ConsumerSupervisor | undefined;
   private running = false;
 
   constructor(
-    private readonly deps: { kafka: Kafka; redis: Redis; topic: string; prefix: string; log: Logger },
+    private readonly deps: { kafka: Kafka; redis: Redis; topic: string; prefix: string; log: Logger; metrics?: Metrics },
   ) {}
 
   private get nextKey(): string {
@@ -36,17 +39,28 @@ export class LedgerIndex {
     const { kafka, topic, redis } = this.deps;
     const consumer = kafka.consumer({ groupId: `cordon-ledger-index-${randomUUID()}`, ...FETCH, maxWaitTimeInMs: 500 });
     this.consumer = consumer;
+    // Run again after a crash: from `next` again, since this group commits nothing.
+    const run = async () => {
+      await consumer.run({ autoCommit: false, eachBatch: (p) => this.onBatch(p) });
+      const next = await redis.get(this.nextKey);
+      if (next && /^\d+$/.test(next) && next !== '0') consumer.seek({ topic, partition: 0, offset: next });
+    };
+    this.supervisor = new ConsumerSupervisor(consumer, { name: 'ledger-index', log: this.deps.log, ...(this.deps.metrics && { metrics: this.deps.metrics }), run });
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({ autoCommit: false, eachBatch: (p) => this.onBatch(p) });
-    const next = await redis.get(this.nextKey);
-    if (next && /^\d+$/.test(next) && next !== '0') consumer.seek({ topic, partition: 0, offset: next });
+    await run();
     this.running = true;
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.supervisor?.stop();
     await this.consumer?.disconnect();
+  }
+
+  /** Why its consumer is not consuming (it crashed and is being restarted), or undefined. */
+  consumerTrouble(): string | undefined {
+    return this.supervisor?.trouble;
   }
 
   isRunning(): boolean {

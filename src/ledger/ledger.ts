@@ -1,13 +1,13 @@
 import { hostname } from 'node:os';
 import type Redis from 'ioredis';
-import type { Admin, Kafka, Producer } from 'kafkajs';
+import type { Admin, Kafka, Producer } from '../kafka';
 import type { Logger } from '../logger';
 import { LedgerBrokenError } from './audit';
 import { canonicalJson } from './canonical';
 import { GENESIS, hashRecord, nextRecord, readRecord, type ChainHead } from './chain';
 import { LedgerLockLostError, WriterLock } from './lock';
 import { ledgerOffsets, readLastMessage } from './reader';
-import { catchUp, rebuild, type RebuildResult, type ReplayTarget } from './rebuild';
+import { catchUp, rebuild, type DropGuard, type RebuildResult, type ReplayTarget } from './rebuild';
 import type { LedgerEntry, LedgerRecord } from './records';
 import { FencedError, QuarantineRegistry } from './registry';
 
@@ -58,6 +58,8 @@ export interface LedgerOptions {
    * head, catch up when it lags, rebuild when it has no head. `rebuild`: always rebuild it.
    */
   startup?: 'sync' | 'rebuild';
+  /** Asked before a rebuild swaps in a registry that drops live leases; throwing leaves the registry as it was. */
+  dropGuard?: DropGuard;
 }
 
 /** What open() did to the registry. After a rebuild, the caller re-schedules `rebuild.reschedule`. */
@@ -95,6 +97,7 @@ export class Ledger {
   private closed = false;
   private readonly clock: () => number;
   private readonly log: Logger;
+  private readonly appended = new Set<(record: LedgerRecord, offset: string) => void>();
 
   private constructor(
     private readonly options: LedgerOptions,
@@ -138,6 +141,27 @@ export class Ledger {
   /** The last record of the chain as this writer knows it. */
   get head(): ChainHead {
     return { seq: this.head_.seq, hash: this.head_.hash };
+  }
+
+  /**
+   * Why this writer cannot append now, or undefined when it can: it stopped for good (lock taken
+   * by another writer, conflict), or its lock is unconfirmed while Redis does not answer.
+   */
+  get unwritable(): string | undefined {
+    if (this.closed) return 'the ledger is closed';
+    if (this.failed) return `the ledger writer stopped appending: ${this.failed.message}`;
+    return this.lock.trouble;
+  }
+
+  /** The head with the Kafka offset of its record ('-1' for an empty ledger). */
+  get position(): ChainHead & { offset: string } {
+    return { ...this.head_ };
+  }
+
+  /** Calls `listener` after each append the broker acknowledged, in seq order; returns the unsubscribe. */
+  onAppended(listener: (record: LedgerRecord, offset: string) => void): () => void {
+    this.appended.add(listener);
+    return () => this.appended.delete(listener);
   }
 
   /** The writer lock's fencing token (`<owner>#<epoch>`). */
@@ -274,6 +298,7 @@ export class Ledger {
       this.head_ = { seq: record.seq, hash: record.hash, offset: at };
       await this.updateRegistry(record, at);
       item.resolve(record);
+      for (const listener of this.appended) listener(record, at);
     }
   }
 
@@ -311,15 +336,32 @@ export class Ledger {
   /** After the ack: apply the record to the registry. A failure here does not fail the append. */
   private async updateRegistry(record: LedgerRecord, offset: string): Promise<void> {
     try {
-      const outcome = await this.registry.apply(this.lock.token, record, offset);
-      if (outcome === 'lagging') await this.syncRegistry();
+      await this.applyToRegistry(record, offset);
     } catch (err) {
-      if (err instanceof FencedError) {
+      if (err instanceof FencedError || err instanceof LedgerLockLostError) {
         this.fail(new LedgerLockLostError(`record seq ${record.seq} is in the ledger, but this writer lost its lock: ${err.message}`));
         return;
       }
       this.viewDirty = true;
       this.log.error({ err, seq: record.seq }, 'registry update failed; it catches up from the ledger before the next append');
+    }
+  }
+
+  /**
+   * A lock that lapsed during a Redis outage fences the update that was waiting on it; when the
+   * lock is taken back with the same epoch (check), the update is this writer's to make again.
+   */
+  private async applyToRegistry(record: LedgerRecord, offset: string): Promise<void> {
+    const apply = async () => {
+      const outcome = await this.registry.apply(this.lock.token, record, offset);
+      if (outcome === 'lagging') await this.syncRegistry();
+    };
+    try {
+      await apply();
+    } catch (err) {
+      if (!(err instanceof FencedError)) throw err;
+      await this.lock.check();
+      await apply();
     }
   }
 
@@ -361,7 +403,7 @@ export class Ledger {
   }
 
   private replayTarget(): ReplayTarget {
-    return { kafka: this.options.kafka, topic: this.options.topic, registry: this.registry, token: this.lock.token };
+    return { kafka: this.options.kafka, topic: this.options.topic, registry: this.registry, token: this.lock.token, dropGuard: this.options.dropGuard };
   }
 
   /** Brings the registry to this writer's head: nothing, catch up, or rebuild (no head in Redis). */

@@ -7,6 +7,8 @@ import { ledgerKeys } from './registry';
  * while the writer lives, checked (and extended) before every append. The token carries a fencing
  * number from `INCR <prefix>:ledger:epoch`, so a newer writer's token is always a different one, and
  * every write to the registry view is refused unless the lock still holds this writer's token.
+ * A lock that lapsed while Redis was unreachable is taken back when Redis answers again, if no
+ * other writer took it meanwhile (the epoch did not move); otherwise the writer has lost it.
  */
 
 export class LedgerLockedError extends Error {
@@ -20,9 +22,19 @@ export class LedgerLockLostError extends Error {
   override name = 'LedgerLockLostError';
 }
 
-/** Extends the lock when it still holds this token. KEYS: lock. ARGV: token, ttl ms. */
-const EXTEND = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+/**
+ * Extends the lock when it still holds this token (1). A lock that lapsed (an outage longer than
+ * the TTL kept the writer from renewing it) is taken again with the same token only when nobody
+ * took it meanwhile: the key is absent and the epoch is still this writer's, since every other
+ * acquisition increments it (2). Anything else: lost (0). KEYS: lock, epoch. ARGV: token, ttl ms, epoch.
+ */
+const RENEW = `
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if holder == false and redis.call('GET', KEYS[2]) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
 return 0
 `;
 
@@ -46,10 +58,12 @@ export class WriterLock {
   private lostError: LedgerLockLostError | undefined;
   private released = false;
   private readonly timer: NodeJS.Timeout;
+  /** Since when, and why, the lock could not be confirmed (Redis unreachable); undefined while confirmed. */
+  private unconfirmed_: { since: number; error: string } | undefined;
 
   private constructor(
     private readonly redis: Redis,
-    private readonly key: string,
+    private readonly keys: { lock: string; epoch: string },
     /** `<owner>#<epoch>`: unique per acquisition; the epoch orders writers. */
     readonly token: string,
     readonly epoch: number,
@@ -70,7 +84,7 @@ export class WriterLock {
         const epoch = await redis.incr(keys.epoch);
         const token = `${owner}#${epoch}`;
         if ((await redis.set(keys.lock, token, 'PX', ttlMs, 'NX')) === 'OK') {
-          return new WriterLock(redis, keys.lock, token, epoch, ttlMs, options);
+          return new WriterLock(redis, keys, token, epoch, ttlMs, options);
         }
       }
       if (Date.now() >= deadline) throw new LedgerLockedError(holder ?? (await redis.get(keys.lock)) ?? 'unknown');
@@ -82,12 +96,20 @@ export class WriterLock {
     return !this.released && this.lostError === undefined;
   }
 
-  /** Confirms the lock is still this writer's and extends it; throws LedgerLockLostError when it is not. */
+  /** Why this writer cannot count on the lock now, or undefined when it can. */
+  get trouble(): string | undefined {
+    if (this.lostError) return this.lostError.message;
+    if (this.released) return 'the ledger writer lock was released';
+    const u = this.unconfirmed_;
+    if (u) return `the ledger writer lock could not be renewed since ${new Date(u.since).toISOString()} (${u.error}); appends wait until Redis answers`;
+    return undefined;
+  }
+
+  /** Confirms the lock is still this writer's (taking a lapsed one back) and extends it; throws LedgerLockLostError when it is not. */
   async check(): Promise<void> {
     if (this.lostError) throw this.lostError;
     if (this.released) throw new LedgerLockLostError('the ledger writer lock was released');
-    const extended = await this.redis.eval(EXTEND, 1, this.key, this.token, this.ttlMs);
-    if (extended !== 1) this.lose();
+    await this.renewOnce();
     if (this.lostError) throw this.lostError;
   }
 
@@ -96,18 +118,28 @@ export class WriterLock {
     if (this.released) return;
     this.released = true;
     if (this.lostError) return;
-    await this.redis.eval(RELEASE, 1, this.key, this.token).catch((err) => this.options.log?.warn({ err }, 'ledger lock release failed'));
+    await this.redis.eval(RELEASE, 1, this.keys.lock, this.token).catch((err) => this.options.log?.warn({ err }, 'ledger lock release failed'));
   }
 
   private async renew(): Promise<void> {
     if (!this.held) return;
+    // Redis unreachable: the next renewal or check tells whether the lock survived.
+    await this.renewOnce().catch((err) => this.options.log?.warn({ err }, 'ledger lock renewal failed'));
+  }
+
+  /** One renewal; a Redis error marks the lock unconfirmed and is thrown. */
+  private async renewOnce(): Promise<void> {
+    let outcome: unknown;
     try {
-      const extended = await this.redis.eval(EXTEND, 1, this.key, this.token, this.ttlMs);
-      if (extended !== 1) this.lose();
+      outcome = await this.redis.eval(RENEW, 2, this.keys.lock, this.keys.epoch, this.token, this.ttlMs, this.epoch);
     } catch (err) {
-      // Redis unreachable: the next renewal or check tells whether the lock survived.
-      this.options.log?.warn({ err }, 'ledger lock renewal failed');
+      this.unconfirmed_ ??= { since: Date.now(), error: (err as Error).message };
+      throw err;
     }
+    const outage = this.unconfirmed_;
+    this.unconfirmed_ = undefined;
+    if (outcome === 0) return this.lose();
+    if (outcome === 2) this.options.log?.warn({ token: this.token, since: outage && new Date(outage.since).toISOString() }, 'ledger writer lock had lapsed and nobody took it: taken back');
   }
 
   private lose(): void {

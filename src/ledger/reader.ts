@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Admin, Kafka } from 'kafkajs';
+import type { Admin, Kafka } from '../kafka';
 import { FETCH } from '../kafka';
 import { retry } from '../retry';
 

@@ -38,6 +38,7 @@ export const LEDGER_ACTIONS = [
   'incident_updated',
   'playbook_started',
   'playbook_step',
+  'playbook_changed',
   'approval_requested',
   'approval_given',
   'approval_refused',
@@ -94,6 +95,16 @@ const leaseShape = {
     ip: z.string().max(64).optional(),
     ref: z.string().max(1024).optional(),
   }),
+  /**
+   * How the end of the lease left the target (released and expired leases): `restored` (Cordon's
+   * labels taken off, the prior ones put back), `gone` (the target no longer exists at the layer),
+   * `drifted` (labels changed outside Cordon were left as found; `drift` lists them).
+   */
+  outcome: z.enum(['restored', 'gone', 'drifted']).optional(),
+  drift: z
+    .array(z.strictObject({ key: z.string().max(317), expected: z.string().max(256).nullable(), actual: z.string().max(256).nullable(), prior: z.string().max(256).nullable() }))
+    .max(64)
+    .optional(),
 };
 
 function liveNeedsHolder(lease: { state: LeaseState; holders: string[] }): boolean {
@@ -116,8 +127,8 @@ export type Lease = z.infer<typeof Lease>;
 
 /** A lease without `ledgerSeq`, ready to be a record payload. */
 export function leasePayload(lease: LeasePayload | Lease): LeasePayload {
-  const { target, labels, priorLabels, holders, expiresAt, state, enforcer, ref } = lease;
-  return { target, labels, priorLabels, holders, expiresAt, state, enforcer, ref };
+  const { target, labels, priorLabels, holders, expiresAt, state, enforcer, ref, outcome, drift } = lease;
+  return { target, labels, priorLabels, holders, expiresAt, state, enforcer, ref, ...(outcome !== undefined && { outcome }), ...(drift !== undefined && { drift }) };
 }
 
 export type QuarantineAction = Extract<LedgerAction, `quarantine_${string}`>;
@@ -146,6 +157,27 @@ export const RebuildPayload = z.strictObject({
   reschedule: z.number().int().nonnegative(),
 });
 export type RebuildPayload = z.infer<typeof RebuildPayload>;
+
+/**
+ * `playbook_changed.after`: a later version of the incident chose another playbook, and the run
+ * switched to it. `carried` names each step identity of the new playbook not run again (already
+ * done for this incident), `superseded` the inquiries of the old playbook that were closed.
+ */
+/** At most this many carried identities are listed in a playbook_changed record. */
+export const CARRIED_IN_RECORD = 256;
+export const PlaybookChangedPayload = z.strictObject({
+  from: Key,
+  to: Key,
+  generation: z.number().int().min(1),
+  severity: z.string().min(1).max(32),
+  version: z.number().int().nonnegative().optional(),
+  matched: z.array(z.string().max(1024)).max(64),
+  steps: z.array(Key).max(64),
+  carried: z.array(z.strictObject({ step: Key, identity: Key, why: z.string().min(1).max(1024) })).max(CARRIED_IN_RECORD),
+  /** How many more identities were carried over than `carried` lists (an incident with many targets). */
+  carriedLeftOut: z.number().int().positive().optional(),
+});
+export type PlaybookChangedPayload = z.infer<typeof PlaybookChangedPayload>;
 
 // ── Records and entries ────────────────────────────────────────────────────────────────────
 
@@ -194,6 +226,11 @@ function checkPayload(v: PayloadFields, ctx: z.RefinementCtx): void {
         issue(['after', 'state'], `${v.action} leaves a lease ${allowed.join(' or ')}, not ${parsed.data.state}`);
       }
     }
+  }
+  if (v.action === 'playbook_changed') {
+    if (v.incidentId === undefined) issue(['incidentId'], 'is required for playbook_changed');
+    const parsed = PlaybookChangedPayload.safeParse(v.after);
+    if (!parsed.success) for (const i of parsed.error.issues) issue(['after', ...i.path.map((p) => (typeof p === 'symbol' ? String(p) : p))], i.message);
   }
   if (v.action === 'rebuild') {
     const parsed = RebuildPayload.safeParse(v.after);

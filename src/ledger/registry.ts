@@ -26,8 +26,18 @@ export function ledgerKeys(prefix: string) {
     head: `${prefix}:ledger:head`,
     lock: `${prefix}:ledger:lock`,
     epoch: `${prefix}:ledger:epoch`,
+    releasing: `${prefix}:leases:releasing`,
   };
 }
+
+export const ReleaseIntent = z.strictObject({
+  ledgerSeq: z.number().int().nonnegative(),
+  actor: z.string(),
+  reason: z.string(),
+  expired: z.boolean(),
+  incidentId: z.string().optional(),
+});
+export type ReleaseIntent = z.infer<typeof ReleaseIntent>;
 
 /** The head of the view: the last record applied, and its offset in the ledger topic. */
 export const StoredHead = z.strictObject({
@@ -131,6 +141,26 @@ export class QuarantineRegistry {
   }
 
   /** How many leases are live (pending or applied): the by-expiry index holds exactly those. */
+  /**
+   * A release under way: written before the enforcer reverts, removed once the ledger records the
+   * end. A crash in between leaves it, so the reconciler finishes that release instead of taking
+   * the restored labels for a drift. Not part of the ledger view: `ledgerSeq` ties it to one lease.
+   */
+  async markReleasing(target: string, intent: ReleaseIntent): Promise<void> {
+    await this.redis.hset(this.keys.releasing, target, JSON.stringify(intent));
+  }
+
+  async releasing(target: string): Promise<ReleaseIntent | undefined> {
+    const json = await this.redis.hget(this.keys.releasing, target);
+    if (json === null) return undefined;
+    const parsed = ReleaseIntent.safeParse(JSON.parse(json));
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  async clearReleasing(target: string): Promise<void> {
+    await this.redis.hdel(this.keys.releasing, target);
+  }
+
   async liveCount(): Promise<number> {
     return this.redis.zcard(this.keys.byExpiry);
   }

@@ -1,4 +1,4 @@
-import { parseJson } from '../validation';
+import { DEFAULT_JSON_LIMITS, parseJson, sizeProblem } from '../validation';
 import { calico } from './calico';
 import { escapeInvisible, isJsonObject, show } from './common';
 import { cordon } from './cordon';
@@ -23,6 +23,8 @@ export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
 export interface NormalizeOptions {
   /** Records larger than this (UTF-8 bytes) are rejected before any parsing. Default 1 MiB. */
   maxBytes?: number;
+  /** JSON records nested deeper than this are rejected before parsing. Default 64. */
+  maxDepth?: number;
 }
 
 const DEFAULTS: NormalizeOptions = {};
@@ -38,16 +40,6 @@ export function detectFormat(record: RawRecord): Format | undefined {
 
 function detect(record: RawRecord): Normalizer | undefined {
   for (const n of DETECTION_ORDER) if (n.detect(record)) return n;
-  return undefined;
-}
-
-function sizeCheck(text: string, max: number): string | undefined {
-  // UTF-8 takes at least one byte per UTF-16 unit and at most three: count bytes only when it matters.
-  if (text.length > max) return `too large: over ${max} bytes (${text.length} characters)`;
-  if (text.length * 3 > max) {
-    const bytes = Buffer.byteLength(text, 'utf8');
-    if (bytes > max) return `too large: ${bytes} bytes, the limit is ${max}`;
-  }
   return undefined;
 }
 
@@ -81,8 +73,9 @@ function describeUnknown(record: RawRecord): string {
 }
 
 /**
- * Normalizes one raw record: refuses oversize text and non-text before parsing, parses JSON once
- * (refusing prototype-pollution keys), picks the normalizer (given or detected) and runs it.
+ * Normalizes one raw record: refuses oversize text, non-text and JSON nested too deep before
+ * parsing, parses JSON once (refusing prototype-pollution keys), picks the normalizer (given or
+ * detected) and runs it.
  * `ctx` is the per-stream state (one per file / partition), used by VPC flow log headers.
  */
 export function normalizeRecord(
@@ -94,18 +87,28 @@ export function normalizeRecord(
   if (format !== 'auto' && !Object.hasOwn(NORMALIZERS, format)) {
     return reject(`unknown format: ${show(format)} is not one of ${Object.keys(NORMALIZERS).join(', ')}`);
   }
-  const problem = sizeCheck(text, options.maxBytes ?? DEFAULT_MAX_RECORD_BYTES) ?? encodingCheck(text);
+  return intake(text, format === 'auto' ? undefined : NORMALIZERS[format], ctx, options);
+}
+
+/**
+ * normalizeRecord with the normalizer given (undefined: detected), so a benchmark or test can run
+ * the same intake with another implementation of a format (e.g. hubbleSchemaOnly).
+ */
+export function intake(text: string, given: Normalizer | undefined, ctx: StreamContext, options = DEFAULTS): Outcome {
+  const format = given?.format ?? 'auto';
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_RECORD_BYTES;
+  const problem = sizeProblem(text, maxBytes) ?? encodingCheck(text);
   if (problem) return reject(problem);
   const record: RawRecord = { text };
   if (format === 'auto' ? looksLikeJson(text) : format !== 'vpcflow') {
-    const parsed = parseJson(text);
+    const parsed = parseJson(text, { maxBytes, maxDepth: options.maxDepth ?? DEFAULT_JSON_LIMITS.maxDepth });
     if (!parsed.ok) {
       const reason = escapeInvisible(parsed.reason); // V8 quotes a snippet of the input
       return reject(format === 'auto' ? reason : `${format}: ${reason}`);
     }
     record.json = parsed.value;
   }
-  const normalizer = format === 'auto' ? detect(record) : NORMALIZERS[format];
+  const normalizer = given ?? detect(record);
   if (!normalizer) return reject(describeUnknown(record));
   return normalizer.normalize(record, ctx);
 }

@@ -16,6 +16,7 @@ import {
   show,
   textHash,
 } from './common';
+import { FieldCheck, valueSet } from './fast';
 
 /**
  * Windows network telemetry in the NXLog JSON form (the OTRF lateral-movement recordings):
@@ -46,7 +47,7 @@ import {
 const SysmonUtcTime = z
   .string()
   .transform((s, ctx): number => {
-    const t = s.length >= 19 && s.charCodeAt(10) === 32 ? Date.parse(`${s.slice(0, 10)}T${s.slice(11)}Z`) : NaN;
+    const t = sysmonUtcMs(s);
     if (Number.isNaN(t)) {
       ctx.issues.push({ code: 'custom', input: s, message: `expected "YYYY-MM-DD hh:mm:ss.fff" (UTC), got ${show(s)}` });
       return z.NEVER;
@@ -54,6 +55,14 @@ const SysmonUtcTime = z
     return t;
   })
   .pipe(EventTime);
+
+/** Epoch ms of a Sysmon UtcTime, or NaN. */
+function sysmonUtcMs(s: string): number {
+  return s.length >= 19 && s.charCodeAt(10) === 32 ? Date.parse(`${s.slice(0, 10)}T${s.slice(11)}Z`) : NaN;
+}
+
+const DIRECTIONS = ['%%14592', '%%14593', 'Inbound', 'Outbound'] as const;
+const INITIATED = ['true', 'false'] as const;
 
 const envelope = {
   Hostname: Name,
@@ -69,7 +78,7 @@ const WfpConnection = z.object({
   DestAddress: CanonIp,
   DestPort: PortText,
   Protocol: ProtocolNumberText,
-  Direction: z.enum(['%%14592', '%%14593', 'Inbound', 'Outbound']),
+  Direction: z.enum(DIRECTIONS),
   FilterRTID: Name.optional(),
 });
 
@@ -81,8 +90,51 @@ const SysmonConnection = z.object({
   DestinationIp: CanonIp,
   DestinationPort: PortText,
   Protocol: Name,
-  Initiated: z.enum(['true', 'false']),
+  Initiated: z.enum(INITIATED),
 });
+type WfpConnection = z.infer<typeof WfpConnection>;
+type SysmonConnection = z.infer<typeof SysmonConnection>;
+
+// The fast path: the same fields checked by hand (see fast.ts); on any doubt zod decides.
+const check = new FieldCheck();
+const DIRECTION_SET = valueSet(DIRECTIONS);
+const INITIATED_SET = valueSet(INITIATED);
+
+function fastWfp(json: Record<string, unknown>): WfpConnection | undefined {
+  const c = check.reset();
+  const r: WfpConnection = {
+    Hostname: c.name(json.Hostname),
+    RecordNumber: c.optCount(json.RecordNumber),
+    '@timestamp': c.optIsoTime(json['@timestamp']),
+    TimeCreated: c.optIsoTime(json.TimeCreated),
+    SourceAddress: c.ip(json.SourceAddress),
+    SourcePort: c.portText(json.SourcePort),
+    DestAddress: c.ip(json.DestAddress),
+    DestPort: c.portText(json.DestPort),
+    Protocol: c.protocolNumberText(json.Protocol),
+    Direction: c.oneOf(json.Direction, DIRECTION_SET),
+    FilterRTID: c.optName(json.FilterRTID),
+  };
+  return c.doubt ? undefined : r;
+}
+
+function fastSysmon(json: Record<string, unknown>): SysmonConnection | undefined {
+  const c = check.reset();
+  const r: SysmonConnection = {
+    Hostname: c.name(json.Hostname),
+    RecordNumber: c.optCount(json.RecordNumber),
+    '@timestamp': c.optIsoTime(json['@timestamp']),
+    TimeCreated: c.optIsoTime(json.TimeCreated),
+    UtcTime: json.UtcTime === undefined ? undefined : c.eventTime(sysmonUtcMs(c.string(json.UtcTime))),
+    SourceIp: c.ip(json.SourceIp),
+    SourcePort: c.portText(json.SourcePort),
+    DestinationIp: c.ip(json.DestinationIp),
+    DestinationPort: c.portText(json.DestinationPort),
+    Protocol: c.name(json.Protocol),
+    Initiated: c.oneOf(json.Initiated, INITIATED_SET),
+  };
+  return c.doubt ? undefined : r;
+}
 
 const SYSMON_PROVIDER = 'Microsoft-Windows-Sysmon';
 const SYSMON_CHANNEL = 'Microsoft-Windows-Sysmon/Operational';
@@ -113,10 +165,13 @@ function endpoints(
   return [src, dst];
 }
 
-function wfpFlow(record: RawRecord, json: Record<string, unknown>, blocked: boolean): Outcome {
-  const parsed = WfpConnection.safeParse(json);
-  if (!parsed.success) return reject(rejectReason('wfp', parsed.error));
-  const r = parsed.data;
+function wfpFlow(record: RawRecord, json: Record<string, unknown>, blocked: boolean, fast: boolean): Outcome {
+  let r = fast ? fastWfp(json) : undefined;
+  if (r === undefined) {
+    const parsed = WfpConnection.safeParse(json);
+    if (!parsed.success) return reject(rejectReason('wfp', parsed.error));
+    r = parsed.data;
+  }
   const time = r['@timestamp'] ?? r.TimeCreated;
   if (time === undefined) return reject('wfp: @timestamp: required (no @timestamp or TimeCreated)');
   const host = r.Hostname.toLowerCase();
@@ -143,10 +198,13 @@ function wfpFlow(record: RawRecord, json: Record<string, unknown>, blocked: bool
   return events(flow);
 }
 
-function sysmonFlow(record: RawRecord, json: Record<string, unknown>): Outcome {
-  const parsed = SysmonConnection.safeParse(json);
-  if (!parsed.success) return reject(rejectReason('wfp', parsed.error));
-  const r = parsed.data;
+function sysmonFlow(record: RawRecord, json: Record<string, unknown>, fast: boolean): Outcome {
+  let r = fast ? fastSysmon(json) : undefined;
+  if (r === undefined) {
+    const parsed = SysmonConnection.safeParse(json);
+    if (!parsed.success) return reject(rejectReason('wfp', parsed.error));
+    r = parsed.data;
+  }
   const time = r['@timestamp'] ?? r.TimeCreated ?? r.UtcTime;
   if (time === undefined) return reject('wfp: @timestamp: required (no @timestamp, TimeCreated or UtcTime)');
   const host = r.Hostname.toLowerCase();
@@ -168,7 +226,7 @@ function sysmonFlow(record: RawRecord, json: Record<string, unknown>): Outcome {
   });
 }
 
-function normalize(record: RawRecord): Outcome {
+function normalizeWith(record: RawRecord, fast: boolean): Outcome {
   const json = record.json;
   if (!isJsonObject(json)) return reject('wfp: expected a JSON object');
   const raw = json.EventID;
@@ -177,17 +235,18 @@ function normalize(record: RawRecord): Outcome {
     return reject(`wfp: EventID: expected an event id number, got ${show(raw)}`);
   }
   const sysmon = json.SourceName === SYSMON_PROVIDER || json.Channel === SYSMON_CHANNEL;
-  if (sysmon) return eid === 3 ? sysmonFlow(record, json) : skip(`wfp: Sysmon event ${eid} is not a network connection`);
-  if (eid === 5157) return wfpFlow(record, json, true);
-  if (eid === 5156) return wfpFlow(record, json, false);
+  if (sysmon) return eid === 3 ? sysmonFlow(record, json, fast) : skip(`wfp: Sysmon event ${eid} is not a network connection`);
+  if (eid === 5157) return wfpFlow(record, json, true, fast);
+  if (eid === 5156) return wfpFlow(record, json, false, fast);
   return skip(`wfp: event ${eid} is not network telemetry`);
 }
 
-export const wfp: Normalizer = {
-  format: 'wfp',
-  detect: (record) => {
-    const j = record.json;
-    return isJsonObject(j) && 'EventID' in j && ('Hostname' in j || 'Channel' in j);
-  },
-  normalize,
+const detect = (record: RawRecord): boolean => {
+  const j = record.json;
+  return isJsonObject(j) && 'EventID' in j && ('Hostname' in j || 'Channel' in j);
 };
+
+export const wfp: Normalizer = { format: 'wfp', detect, normalize: (record) => normalizeWith(record, true) };
+
+/** The same normalizer with zod alone deciding: the reference the fast path is tested and measured against. */
+export const wfpSchemaOnly: Normalizer = { format: 'wfp', detect, normalize: (record) => normalizeWith(record, false) };

@@ -3,6 +3,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML, { isAlias, isMap, isScalar, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
+import { deeperThan, yamlProblem } from '../validation';
 import { PlaybookSchema, type PlaybookSpec } from './model';
 
 /**
@@ -12,6 +13,8 @@ import { PlaybookSchema, type PlaybookSpec } from './model';
  */
 
 export const MAX_PLAYBOOK_BYTES = 256 * 1024;
+/** Deeper than any playbook the model allows; deeper documents are refused before validation. */
+export const MAX_PLAYBOOK_DEPTH = 32;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 export interface PlaybookIssue {
@@ -88,7 +91,7 @@ export function parsePlaybook(text: string, file: string): ParseResult {
     file,
     ...(e.linePos ? { line: e.linePos[0].line, col: e.linePos[0].col } : pos(e.pos[0])),
     path: '(yaml)',
-    message: (e.message.split('\n')[0] ?? e.code).replace(/ at line \d+, column \d+:?$/, ''),
+    message: yamlProblem(e, MAX_PLAYBOOK_DEPTH).replace(/ at line \d+, column \d+:?(?=\)?$)/, ''),
   }));
   if (syntax.length) return { ok: false, issues: syntax };
 
@@ -96,7 +99,10 @@ export function parsePlaybook(text: string, file: string): ParseResult {
   walk(doc.contents, [], (offset, path, message) => structural.push(issue(offset, path, message)));
   if (structural.length) return { ok: false, issues: structural };
 
-  const parsed = PlaybookSchema.safeParse(doc.toJS({ maxAliasCount: 0 }), { reportInput: true });
+  const value: unknown = doc.toJS({ maxAliasCount: 0 });
+  const deep = deeperThan(value, MAX_PLAYBOOK_DEPTH);
+  if (deep) return { ok: false, issues: [{ file, line: 1, col: 1, path: deep, message: `too deep: nesting goes beyond ${MAX_PLAYBOOK_DEPTH} levels` }] };
+  const parsed = PlaybookSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) {
     return { ok: false, issues: sortIssues(parsed.error.issues.flatMap((i) => locateIssue(doc, i, issue))) };
   }

@@ -20,7 +20,8 @@ export type StepType = (typeof STEP_TYPES)[number];
 /** Enforcement layers: the first half of an actionner name, `<layer>:<action>`. */
 export const ENFORCERS = ['nftables', 'kubernetes', 'illumio', 'webhook', 'labelstore'] as const;
 export type Enforcer = (typeof ENFORCERS)[number];
-export const CHANNELS = ['splunk', 'elasticsearch', 'webhook'] as const;
+/** Channels every deployment has: the notify record reaches them through the ledger (the SIEM stage). */
+export const SIEM_CHANNELS = ['splunk', 'elasticsearch'] as const;
 export const ENRICH_SOURCES = ['splunk'] as const;
 export const QUARANTINE_TARGETS = ['root', 'pivots', 'targets', 'all'] as const;
 export type QuarantineTarget = (typeof QUARANTINE_TARGETS)[number];
@@ -69,9 +70,12 @@ export const NotifyStep = z
     ...stepBase,
     type: z.literal('notify'),
     channels: z
-      .array(z.enum(CHANNELS), requiredFor('a notify step'))
+      .array(Identifier('channel name'), requiredFor('a notify step'))
       .min(1)
-      .describe(`where to send the message: ${CHANNELS.join(', ')} (actionner <channel>:notify); connection settings live in the service config`),
+      .refine((c) => new Set(c).size === c.length, { error: 'names a channel twice' })
+      .describe(
+        `where to send the message (actionner <channel>:notify): ${SIEM_CHANNELS.join(', ')} (through the ledger), or the name of a webhook, Slack or Teams channel in the service config (notify.channels), checked when containment starts`,
+      ),
     message: Template.describe(
       'the message text; {{ variable }} placeholders from a fixed list (incident.id, incident.severity, incident.summary, root.name, targets, playbook.id, ...)',
     ),
@@ -132,6 +136,12 @@ export const QuarantineStep = z
       .optional()
       .describe(`permits a ttl above ${formatDuration(MAX_TTL_MS)} (never above ${formatDuration(HARD_MAX_TTL_MS)})`),
     cut_connections: z.boolean().default(true).describe('also cut established connections of the target (default true); false only blocks new ones'),
+    max_extension: Duration.optional().describe(
+      `the longest one extension of this quarantine may ask (POST /api/quarantines/:entity/extend); the lower of this and contain.maxExtensionMs applies; at most ${formatDuration(HARD_MAX_TTL_MS)}`,
+    ),
+    max_lifetime: Duration.optional().describe(
+      'how long, from its first apply, extensions may keep this quarantine in place; the lower of this and contain.maxLifetimeMs applies; at least the ttl',
+    ),
   })
   .describe('contain entities for a bounded time');
 
@@ -213,14 +223,14 @@ export const Safety = z
       .min(1)
       .max(100_000)
       .default(20)
-      .describe('at most this many active quarantines (all playbooks); past it a new one needs approval'),
+      .describe("at most this many live quarantines held by this playbook's runs, counted as each is applied; past it a new automatic one needs approval"),
     circuit_breaker: z
       .strictObject({
         max_new_quarantines: z.number().int().min(1).max(100_000).default(10).describe('new quarantines allowed per window'),
         per: Duration.default('10m').describe('the window'),
       })
       .prefault({})
-      .describe('when tripped, new quarantines need approval until the window passes (default 10 per 10m)'),
+      .describe("when this playbook made max_new_quarantines automatic ones within the window, a new automatic one needs approval until the window moves on (default 10 per 10m)"),
   })
   .prefault({})
   .describe('safety rails applied to every quarantine this playbook plans');
@@ -323,6 +333,12 @@ export function checkPlaybook(p: z.output<typeof PlaybookObject>): RuleIssue[] {
         }
         if (s.allow_long_ttl && ttl <= MAX_TTL_MS) {
           add(at(i, 'allow_long_ttl'), `not needed: ttl ${s.ttl} is within ${formatDuration(MAX_TTL_MS)} (remove it so the exception stays rare)`);
+        }
+        if (s.max_extension !== undefined && durationMs(s.max_extension) > HARD_MAX_TTL_MS) {
+          add(at(i, 'max_extension'), `${s.max_extension} is above the hard limit of ${formatDuration(HARD_MAX_TTL_MS)}`);
+        }
+        if (s.max_lifetime !== undefined && durationMs(s.max_lifetime) < ttl) {
+          add(at(i, 'max_lifetime'), `${s.max_lifetime} is shorter than the ttl ${s.ttl}: the quarantine would outlive its own bound`);
         }
         quarantinedBefore = true;
         break;

@@ -35,6 +35,11 @@ export interface PlanOptions {
    * now. Without them the plan lists those checks as guards for the executor to apply.
    */
   state?: { activeQuarantines: number; recentQuarantines: number };
+  /**
+   * Whether each configured layer cuts established connections (its `capabilities.connectionCut`);
+   * a layer not given has its built-in answer (CONNECTION_CUT).
+   */
+  connectionCut?: Readonly<Record<string, boolean>>;
 }
 
 export type TargetDecision = 'quarantine' | 'requires-approval' | 'skip';
@@ -96,6 +101,8 @@ export type PlannedStep =
       labels: Record<string, string>;
       ttl: string;
       cutConnections: boolean;
+      /** Whether established connections are cut: asked (cut_connections) and the layer can. */
+      cutsConnections: boolean;
       gatedBy: string | undefined;
       targets: PlannedTarget[];
       guards: string[];
@@ -144,6 +151,28 @@ const ENFORCER_REACH: Readonly<Record<Enforcer, { kinds?: readonly string[]; nee
   webhook: { what: 'hands any entity to the webhook' },
   labelstore: { what: 'keeps labels in Redis only (tests, benchmarks)' },
 };
+
+/**
+ * Whether a layer cuts a target's established connections when it quarantines it, as its
+ * enforcer's `capabilities.connectionCut` says. The webhook's is what the receiver declares
+ * (`contain.enforcers.webhook.capabilities`, default false); the config's answer overrides these.
+ */
+export const CONNECTION_CUT: Readonly<Record<Enforcer, boolean>> = {
+  nftables: true,
+  kubernetes: false,
+  illumio: false,
+  webhook: false,
+  labelstore: false,
+};
+
+function cutsConnections(enforcer: Enforcer, options: PlanOptions): boolean {
+  return options.connectionCut?.[enforcer] ?? CONNECTION_CUT[enforcer];
+}
+
+/** What the plan says of a step that asks cut_connections of a layer that cannot. */
+export function cannotCutNote(enforcer: Enforcer): string {
+  return `${enforcer} cannot cut existing connections: cut_connections is asked, but established connections of the target stay open; only new ones are blocked`;
+}
 
 function reachProblem(enforcer: Enforcer, e: EntityFacts): string | undefined {
   if (e.kind === 'external') return 'an external entity is not ours to contain';
@@ -383,8 +412,11 @@ export function plan(playbook: LoadedPlaybook, incident: IncidentView, options: 
                 `circuit_breaker ${spec.safety.circuit_breaker.max_new_quarantines} per ${spec.safety.circuit_breaker.per}: past it an automatic quarantine needs approval`,
               ];
         const counts = countDecisions(targets);
+        const cuts = step.cut_connections && cutsConnections(step.enforcer, options);
+        const cutText = cuts ? ', cutting established connections' : step.cut_connections ? `; ${step.enforcer} cannot cut existing connections` : '';
         out.push({
           ...base,
+          notes: step.cut_connections && !cuts ? [...base.notes, cannotCutNote(step.enforcer)] : base.notes,
           type: 'quarantine',
           actionners: [`${step.enforcer}:quarantine`],
           enforcer: step.enforcer,
@@ -392,12 +424,13 @@ export function plan(playbook: LoadedPlaybook, incident: IncidentView, options: 
           labels: { ...step.labels },
           ttl: step.ttl,
           cutConnections: step.cut_connections,
+          cutsConnections: cuts,
           gatedBy: gate,
           targets,
           guards,
           summary:
             `quarantine ${step.target} with ${step.enforcer} for ${step.ttl}` +
-            ` (labels ${Object.entries(step.labels).map(([k, v]) => `${k}=${v}`).join(',')}${step.cut_connections ? ', cutting established connections' : ''}): ${counts}` +
+            ` (labels ${Object.entries(step.labels).map(([k, v]) => `${k}=${v}`).join(',')}${cutText}): ${counts}` +
             (keep ? `; kept only if approval "${keep.id}" approves, else released by ${iso(keep.decidedBy)}` : ''),
         });
         break;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { cidrContains, parseCidr, type Cidr } from '../correlate/cidr';
 import { WORKLOAD_KINDS } from '../events';
+import { compileGlob } from '../glob';
 import type { IncidentEntityView } from './incident-schema';
 
 /**
@@ -136,16 +137,11 @@ export function factsOf(e: IncidentEntityView): EntityFacts {
 
 export type EntityMatcher = (e: EntityFacts) => boolean;
 
-function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${escaped}$`, 'i');
-}
-
 type SelectorCriteria = EntitySelector | IncidentSelector;
 
 /** Compile the criteria of a selector (globs and CIDRs parsed once) into a predicate. */
 export function compileSelector(s: SelectorCriteria): EntityMatcher {
-  const names = s.names?.map(globToRegExp);
+  const names = s.names?.map(compileGlob);
   const cidrs = s.cidrs?.map((c) => parseCidr(c) as Cidr);
   const labels = s.labels === undefined ? undefined : Object.entries(s.labels);
   return (e) => {

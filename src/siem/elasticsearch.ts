@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Client, errors } from '@elastic/elasticsearch';
+import { errors, type Client } from '@elastic/elasticsearch';
+import { createEsClient } from './es-client';
 import type Redis from 'ioredis';
 import type { Logger } from '../logger';
 import { retry } from '../retry';
@@ -68,7 +69,7 @@ export function createElasticsearchClient(config: ElasticsearchSiemConfig): Clie
       ? { apiKey: config.auth.apiKey }
       : { username: config.auth.username, password: config.auth.password }
     : undefined;
-  return new Client({
+  return createEsClient({
     node: config.url,
     auth,
     maxRetries: 0,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { IHeaders } from 'kafkajs';
+import type { IHeaders } from '../kafka';
 import type { Incident, IncidentEntity, Severity } from '../correlate/incident';
 import type { Rule } from '../correlate/evidence';
 import type { PolicyGapFinding } from '../correlate/policy-gap';

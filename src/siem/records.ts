@@ -1,4 +1,4 @@
-import type { KafkaMessage } from 'kafkajs';
+import type { KafkaMessage } from '../kafka';
 import { z } from 'zod';
 import type { Incident } from '../correlate/incident';
 import { CHANGE_HEADER } from '../correlate/correlator';

@@ -121,11 +121,11 @@ function verifyingHttp(tls: { ca?: Buffer; rejectUnauthorized: boolean }, timeou
             res.on('end', () =>
               resolve(self._buildResponse(null, { headers: res.headers as Record<string, unknown>, statusCode: res.statusCode ?? 0 }, Buffer.concat(chunks).toString('utf8'))),
             );
-            res.on('error', (err) => reject(self._buildResponse(err, null, null)));
+            res.on('error', (err) => reject(failure(err)));
           },
         );
         req.on('timeout', () => req.destroy(new Error(`no answer from Splunk within ${timeoutMs} ms`)));
-        req.on('error', (err) => reject(self._buildResponse(err, null, null)));
+        req.on('error', (err) => reject(failure(err)));
         req.end(body);
       });
     },
@@ -134,6 +134,11 @@ function verifyingHttp(tls: { ca?: Buffer; rejectUnauthorized: boolean }, timeou
     },
   });
   return new Ctor();
+}
+
+/** A request that got no answer, as the SDK's callers expect it (its own _buildResponse throws without a response). */
+function failure(error: Error): SdkResponse {
+  return { status: 0, data: null, error, response: null };
 }
 
 export class SplunkSearchError extends Error {
@@ -151,10 +156,10 @@ function searchError(err: unknown): SplunkSearchError {
   if (err instanceof Error) return new SplunkSearchError(null, err.message);
   if (typeof err === 'string') return new SplunkSearchError(null, err);
   const r = err as Partial<SdkResponse>;
-  const status = typeof r.status === 'number' ? r.status : null;
+  const status = typeof r.status === 'number' && r.status > 0 ? r.status : null;
   const messages = (r.data as { messages?: { type?: string; text?: string }[] } | undefined)?.messages;
   const text = messages?.map((m) => `${m.type ?? 'ERROR'}: ${m.text ?? ''}`).join('; ');
-  const cause = r.error instanceof Error ? r.error.message : undefined;
+  const cause = typeof (r.error as Error | undefined)?.message === 'string' ? (r.error as Error).message : undefined;
   return new SplunkSearchError(status, `Splunk search failed (${status ?? 'no response'}): ${text || cause || 'no message'}`);
 }
 
@@ -181,16 +186,26 @@ export class SplunkEnricher {
       params.username = config.username;
       params.password = config.password;
     }
-    this.service = new SdkServiceCtor(verifyingHttp(tls, config.timeoutMs), params);
+    // the whole exchange has config.timeoutMs (oneshot); a socket idle past it is cut a little later
+    this.service = new SdkServiceCtor(verifyingHttp(tls, config.timeoutMs + 1_000), params);
   }
 
-  /** Runs one SPL oneshot search and returns its rows (field values are strings, as Splunk sends them). */
-  async oneshot(spl: string): Promise<Record<string, unknown>[]> {
+  /**
+   * Runs one SPL oneshot search and returns its rows (field values are strings, as Splunk sends
+   * them): at most `count` (0: all), and within the configured timeout for the whole exchange.
+   */
+  async oneshot(spl: string, count = 0): Promise<Record<string, unknown>[]> {
     let data: unknown;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SplunkSearchError(null, `Splunk search gave no result within ${this.config.timeoutMs} ms`)), this.config.timeoutMs);
+    });
     try {
-      data = await this.service.oneshotSearch(spl, { output_mode: 'json', count: '0' });
+      data = await Promise.race([this.service.oneshotSearch(spl, { output_mode: 'json', count: String(count) }), timeout]);
     } catch (err) {
-      throw searchError(err);
+      throw err instanceof SplunkSearchError ? err : searchError(err);
+    } finally {
+      clearTimeout(timer);
     }
     const results = (data as { results?: unknown })?.results;
     if (!Array.isArray(results)) throw new SplunkSearchError(null, 'Splunk answered a oneshot search without results');
@@ -224,4 +239,62 @@ export class SplunkEnricher {
       searchedAt: new Date(this.now()).toISOString(),
     };
   }
+  /**
+   * What an enrich step attaches to its incident: the playbook's query (already rendered with every
+   * value quoted) or, without one, the built-in recent-activity search. A failed or slow search is
+   * an outcome like any other; it never throws.
+   */
+  async enrich(incident: Incident, query: string | undefined): Promise<EnrichOutcome> {
+    try {
+      if (query === undefined) return { outcome: 'ok', ...(await this.recentActivity(incident)) };
+      const results = await this.oneshot(query, this.config.limit + 1);
+      return { outcome: 'ok', source: 'splunk', query, ...boundRows(results, this.config.limit), searchedAt: new Date(this.now()).toISOString() };
+    } catch (err) {
+      const e = err instanceof SplunkSearchError ? err : new SplunkSearchError(null, (err as Error).message);
+      return { outcome: 'failed', source: 'splunk', query: query ?? null, status: e.status, error: e.message.slice(0, 1_000) };
+    }
+  }
+}
+
+/** Rows an enrich step keeps of a search, and how much of each: the ledger record stays small. */
+export const ROW_BOUNDS = { fields: 32, valueChars: 256, values: 16, bytes: 32 * 1024 } as const;
+
+export type SearchRow = Record<string, string | string[]>;
+
+export type EnrichOutcome =
+  | ({ outcome: 'ok' } & (IncidentEnrichment | { source: 'splunk'; query: string; rows: SearchRow[]; truncated: boolean; searchedAt: string }))
+  | { outcome: 'failed'; source: 'splunk'; query: string | null; status: number | null; error: string }
+  | { outcome: 'skipped'; source: 'splunk'; reason: string };
+
+/**
+ * At most `limit` rows, each with at most ROW_BOUNDS.fields fields (Splunk's internal `_*` fields
+ * but `_time` and `_raw` left out), values cut to ROW_BOUNDS.valueChars, multivalues to
+ * ROW_BOUNDS.values, and rows dropped from the end until the whole fits in ROW_BOUNDS.bytes.
+ */
+export function boundRows(results: readonly Record<string, unknown>[], limit: number): { rows: SearchRow[]; truncated: boolean } {
+  let truncated = results.length > limit;
+  const cut = (v: unknown) => {
+    const text = typeof v === 'string' ? v : JSON.stringify(v) ?? '';
+    if (text.length <= ROW_BOUNDS.valueChars) return text;
+    truncated = true;
+    return `${text.slice(0, ROW_BOUNDS.valueChars - 1)}…`;
+  };
+  const rows = results.slice(0, limit).map((r) => {
+    const row: SearchRow = {};
+    const keys = Object.keys(r).filter((k) => !k.startsWith('_') || k === '_time' || k === '_raw');
+    if (keys.length > ROW_BOUNDS.fields) truncated = true;
+    for (const k of keys.slice(0, ROW_BOUNDS.fields)) {
+      const v = r[k];
+      if (Array.isArray(v)) {
+        if (v.length > ROW_BOUNDS.values) truncated = true;
+        row[k.slice(0, 128)] = v.slice(0, ROW_BOUNDS.values).map(cut);
+      } else row[k.slice(0, 128)] = cut(v);
+    }
+    return row;
+  });
+  while (rows.length > 0 && Buffer.byteLength(JSON.stringify(rows)) > ROW_BOUNDS.bytes) {
+    rows.pop();
+    truncated = true;
+  }
+  return { rows, truncated };
 }

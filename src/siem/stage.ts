@@ -1,9 +1,11 @@
 import type { Client } from '@elastic/elasticsearch';
 import type Redis from 'ioredis';
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from '../kafka';
 import type { Config } from '../config';
+import { ConsumerSupervisor } from '../consumer-supervisor';
 import { FETCH } from '../kafka';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
 import { createElasticsearchClient, SiemWriter } from './elasticsearch';
 import type { SiemDoc } from './inputs';
 import { readSiemDoc, type TopicRole } from './records';
@@ -14,6 +16,7 @@ export interface SiemStageDeps {
   redis: Redis;
   config: Config;
   log: Logger;
+  metrics?: Metrics;
 }
 
 /** Splunk gave up on these for lack of an answer (down, busy, no ack), not because it refused them. */
@@ -38,6 +41,7 @@ export class SiemStage {
   readonly splunk: SplunkWriter | undefined;
   private readonly esClient: Client | undefined;
   private consumer: Consumer | undefined;
+  private supervisor: ConsumerSupervisor | undefined;
   private readonly failures: HecFailure[] = [];
   private readonly roles: Map<string, TopicRole>;
   private running = false;
@@ -93,14 +97,22 @@ export class SiemStage {
     this.elasticsearch?.start();
     const consumer = kafka.consumer({ groupId: config.kafka.groups.siem, ...FETCH });
     this.consumer = consumer;
+    const run = () => consumer.run({ eachBatch: (p) => this.onBatch(p) });
+    this.supervisor = new ConsumerSupervisor(consumer, { name: 'siem', log: this.deps.log, ...(this.deps.metrics && { metrics: this.deps.metrics }), run });
     await consumer.connect();
     await consumer.subscribe({ topics: [...this.roles.keys()], fromBeginning: true });
-    await consumer.run({ eachBatch: (p) => this.onBatch(p) });
+    await run();
     this.running = true;
+  }
+
+  /** Why its consumer is not consuming (it crashed and is being restarted), or undefined. */
+  consumerTrouble(): string | undefined {
+    return this.supervisor?.trouble;
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.supervisor?.stop();
     await this.consumer?.disconnect();
     this.consumer = undefined;
     await this.splunk?.stop();

@@ -78,7 +78,7 @@ describe('console in headless Chromium (real Service, Kafka, Redis)', () => {
     config = testConfig('console', {
       contain: { playbooks: dir, reconcileIntervalMs: 1000, enforcers: { labelstore: true } },
       correlate: { snapshotIntervalMs: 1000 },
-      auth: { tokens: Object.entries(TOKENS).map(([role, token]) => ({ name: `${role}-1`, role, sha256: sha256Hex(token) })) },
+      auth: { tokens: Object.entries(TOKENS).map(([role, token]) => ({ name: `${role}-1`, role, sha256: sha256Hex(token), groups: role === 'approver' ? ['soc-oncall'] : [] })) },
     });
     await createTopics(kafka, config);
     service = new Service(config, testLog);

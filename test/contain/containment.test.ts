@@ -85,7 +85,7 @@ describe('containment end to end (real Kafka, Redis, BullMQ; the label-store enf
     const config = testConfig(name, {
       contain: { playbooks: dir, reconcileIntervalMs: 500, enforcers: { labelstore: true } },
       auth: {
-        tokens: Object.entries(TOKENS).map(([role, token]) => ({ name: `${role}-1`, role, sha256: sha256Hex(token) })),
+        tokens: Object.entries(TOKENS).map(([role, token]) => ({ name: `${role}-1`, role, sha256: sha256Hex(token), groups: ['soc-oncall', 'security-leads'] })),
         linkSecret: LINK_SECRET,
         ...auth,
       },
@@ -260,7 +260,27 @@ describe('containment end to end (real Kafka, Redis, BullMQ; the label-store enf
       incidentId: holder,
       reason: `quarantine labels changed outside Cordon: cordon.io/quarantine=false (held for ${holder})`,
     });
+    // The default drift policy (reapply) put the label back before the expiry restored the original ones.
+    const reapplied = records.filter((r) => r.action === 'quarantine_applied' && r.reason.startsWith('drift policy reapply:'));
+    expect(reapplied).toHaveLength(1);
+    expect(reapplied[0]!.seq).toBeGreaterThan(drift[0]!.seq);
     expect((await labels.observe(target)).labels).toEqual({ app: 'erp' });
+  });
+
+  it('a target protected as the enforcer sees it (playbook safety.protected label) becomes an approval; approved, it is applied', async () => {
+    const yaml = playbook('protlive', QUARANTINE).replace('safety:\n', 'safety:\n  protected:\n    - labels: { tier: crown-jewel }\n');
+    const { config, service, url } = await start('protlive', yaml);
+    const labels = new LabelStoreEnforcer(service.redis, config.redis.keyPrefix);
+    const target = toTarget(base.entities.find((e) => e.key === base.root)!);
+    await labels.setLabels(target, { tier: 'crown-jewel' });
+    await publish(config, incident());
+    const pending = await eventually(async () => (await service.containment!.approvals.pending())[0]);
+    expect(pending).toMatchObject({ subject: 'target', approvers: ['soc-oncall'], targets: [{ key: base.root }] });
+    expect(pending.question).toMatch(/protected as labelstore sees it now/);
+    expect((await lease(service))?.state).toBe('failed');
+    expect((await call(url, `/api/approvals/${pending.id}/approve`, TOKENS.approver, { reason: 'isolate it' })).status).toBe(200);
+    await waitLease(service, 'applied');
+    expect((await labels.observe(target)).labels).toMatchObject({ tier: 'crown-jewel', 'cordon.io/quarantine': 'true' });
   });
 
   it('notify and enrich steps record what they sent and the entities\' labels as the enforcer sees them', async () => {
@@ -293,6 +313,7 @@ ${QUARANTINE}  - id: after
     expect(Object.keys(seen('before'))).toEqual(base.entities.map((e) => e.key));
     expect(seen('after')[base.root]).toEqual({ app: 'hr', 'cordon.io/quarantine': 'true' });
     expect(step('after').after).toMatchObject({ source: 'splunk', query: `search host="${root.name}"` });
+    expect(step('before').after).toMatchObject({ search: { outcome: 'skipped', reason: 'splunk.search is not enabled in the config' } });
   });
 
   it.each([
@@ -333,7 +354,7 @@ ${QUARANTINE}  - id: after
     const [payload, sig] = path.slice(3).split('.');
     const altered = Buffer.from(payload!, 'base64url').toString().replace('"approve"', '"deny"');
     expect((await fetch(`${url}/a/${Buffer.from(altered).toString('base64url')}.${sig}`, { method: 'POST' })).status).toBe(403);
-    const expired = signLink({ approvalId: pending!.id, decision: 'approve', approver: 'approver-1', exp: Math.floor(Date.now() / 1000) - 5, nonce: 'old' }, LINK_SECRET);
+    const expired = signLink({ approvalId: pending!.id, decision: 'approve', approver: 'approver-1', groups: ['soc-oncall'], exp: Math.floor(Date.now() / 1000) - 5, nonce: 'old' }, LINK_SECRET);
     const refused = await fetch(`${url}/a/${expired}`, { method: 'POST' });
     expect(refused.status).toBe(403);
     expect(await refused.json()).toMatchObject({ message: 'link expired' });

@@ -20,6 +20,9 @@ import { randomUUID } from 'node:crypto';
  *   names here are this server's own; the guide documents the shape, not a list of tokens.
  * - The PCE rate-limits at 500 requests a minute per API key with 429; `rateLimit(n, retryAfterSec)`
  *   makes the next n requests answer 429 with that Retry-After.
+ * - `deleteWorkload(href)` removes a workload (GET and PUT are then 404 `not_found`); `deleteWorkload(href,
+ *   { keepRecord: true })` keeps it readable with `deleted: true` (an unpaired managed workload), and a PUT
+ *   to it is 406.
  * - `failNext(status)` injects 5xx answers; `failAfterApplying` carries a request out and then answers an
  *   error (an answer lost after the write landed); `beforeNext` lets another writer act first; `requests`
  *   records what was asked.
@@ -43,6 +46,7 @@ export interface PceWorkload {
   interfaces: Array<{ name: string; address: string }>;
   managed: boolean;
   enforcement_mode: string;
+  deleted?: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -139,6 +143,13 @@ export class IllumioContractServer {
     };
     this.workloads.set(workload.href, workload);
     return structuredClone(workload);
+  }
+
+  deleteWorkload(href: string, options: { keepRecord?: boolean } = {}): void {
+    const workload = this.workloads.get(href);
+    if (!workload) throw new Error(`no workload ${href}`);
+    if (options.keepRecord) workload.deleted = true;
+    else this.workloads.delete(href);
   }
 
   /** The workload's labels as key → value, for assertions. */
@@ -246,6 +257,7 @@ export class IllumioContractServer {
       if (!workload) throw new PceFailure(404, 'not_found', `Workload ${href} not found`);
       if (method === 'GET') return { status: 200, body: structuredClone(workload) };
       if (method === 'PUT') {
+        if (workload.deleted) throw new PceFailure(406, 'workload_deleted', `Workload ${href} is deleted`);
         this.updateWorkload(workload, parseBody(raw));
         return { status: 204, body: undefined };
       }

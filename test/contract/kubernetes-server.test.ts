@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { KubernetesContractServer, mergePatch } from './kubernetes-server';
 
 /** The contract server must answer as the Kubernetes API documents; these pin each behaviour the enforcer relies on. */
@@ -7,6 +8,7 @@ describe('Kubernetes contract server', () => {
   const server = new KubernetesContractServer({
     'cordon-token': { user: 'system:serviceaccount:cordon:cordon', verbs: ['get', 'patch'] },
     'reader-token': { user: 'system:serviceaccount:cordon:reader', verbs: ['get'] },
+    'admin-token': { user: 'system:serviceaccount:kube-system:admin', verbs: ['get', 'patch'], namespaceVerbs: ['get', 'patch'] },
   });
   let url: string;
 
@@ -168,5 +170,60 @@ describe('Kubernetes contract server', () => {
     expect(second.status).toBe(429);
     expect(second.headers.get('retry-after')).toBe('2');
     expect((await get('shop', 'web-10')).status).toBe(200);
+  });
+
+  /** A request with the path sent exactly as given (fetch would resolve `..` first). */
+  const raw = (method: string, path: string, token = 'cordon-token'): Promise<{ status: number; body: any }> =>
+    new Promise((resolve, reject) => {
+      const { hostname, port } = new URL(url);
+      const req = httpRequest({ hostname, port, path, method, headers: { Authorization: `Bearer ${token}` } }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString('utf8')));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it('a name that cannot be a path segment (., .., or with / or % once decoded) is 400 Name parameter invalid', async () => {
+    server.addPod({ namespace: 'shop', name: 'web-11' });
+    for (const path of ['/api/v1/namespaces/shop/pods/..', '/api/v1/namespaces/shop/pods/.', '/api/v1/namespaces/shop/pods/%2E%2E', '/api/v1/namespaces/shop/pods/web%2F11', '/api/v1/namespaces/shop/pods/web%2511']) {
+      const res = await raw('GET', path);
+      expect([path, res.status]).toEqual([path, 400]);
+      expect(res.body).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'BadRequest', code: 400 });
+      expect(res.body.message).toMatch(/^Name parameter invalid: ".*": may not (be|contain) '(\.\.|\.|\/|%)'$/);
+    }
+    expect((await raw('GET', '/api/v1/namespaces/shop/pods/%2E%2E')).body.message).toBe(`Name parameter invalid: "..": may not be '..'`);
+  });
+
+  it('a pod URL ending in /pods/.. is resolved by the client to the Namespace, which the server serves (RBAC permitting)', async () => {
+    server.addNamespace('shop', { team: 'retail' });
+    const viaFetch = await get('shop', '..'); // fetch resolves /namespaces/shop/pods/.. to /namespaces/shop/
+    expect(viaFetch.status).toBe(403);
+    expect((await json(viaFetch)).message).toBe('namespaces "shop" is forbidden: User "system:serviceaccount:cordon:cordon" cannot get resource "namespaces" in API group "" at the cluster scope');
+    const asAdmin = await get('shop', '..', 'admin-token');
+    expect(asAdmin.status).toBe(200);
+    expect(await json(asAdmin)).toMatchObject({ kind: 'Namespace', metadata: { name: 'shop', labels: { 'kubernetes.io/metadata.name': 'shop', team: 'retail' } } });
+    const patched = await patch('shop', '..', { metadata: { labels: { 'cordon.io/quarantine': 'true' } } }, 'application/merge-patch+json', 'admin-token');
+    expect(patched.status).toBe(200);
+    expect(server.namespace('shop')?.metadata.labels).toMatchObject({ team: 'retail', 'cordon.io/quarantine': 'true' });
+  });
+
+  it('a deleted pod is 404 NotFound on GET and PATCH, naming the pod in details', async () => {
+    server.addPod({ namespace: 'shop', name: 'web-12', labels: { app: 'web' } });
+    server.deletePod('shop', 'web-12');
+    for (const res of [await get('shop', 'web-12'), await patch('shop', 'web-12', { metadata: { labels: { q: 'true' } } })]) {
+      expect(res.status).toBe(404);
+      expect(await json(res)).toMatchObject({ reason: 'NotFound', code: 404, message: 'pods "web-12" not found', details: { name: 'web-12', kind: 'pods' } });
+    }
+    expect(server.pod('shop', 'web-12')).toBeUndefined();
+  });
+
+  it('refuses to create a pod that the API server would refuse: names are RFC 1123', () => {
+    expect(() => server.addPod({ namespace: 'shop', name: '..' })).toThrow('not an RFC 1123 subdomain');
+    expect(() => server.addPod({ namespace: 'shop', name: 'Web-1' })).toThrow('not an RFC 1123 subdomain');
+    expect(() => server.addPod({ namespace: 'Shop', name: 'web-1' })).toThrow('not an RFC 1123 label');
+    expect(() => server.addPod({ namespace: 'shop.eu', name: 'web-1' })).toThrow('not an RFC 1123 label');
+    expect(server.addPod({ namespace: 'shop', name: 'web.v2-1' }).metadata.name).toBe('web.v2-1');
   });
 });

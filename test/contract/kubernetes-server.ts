@@ -8,7 +8,17 @@ import { randomUUID } from 'node:crypto';
  *
  *   GET   /api/v1/namespaces/{ns}/pods/{name}
  *   PATCH /api/v1/namespaces/{ns}/pods/{name}   (application/merge-patch+json; RFC 7386, null deletes)
+ *   GET   /api/v1/namespaces/{ns}               (the Namespace object, which exists for every pod's namespace)
+ *   PATCH /api/v1/namespaces/{ns}
  *
+ * - Names: a pod is named by an RFC 1123 subdomain and a namespace by an RFC 1123 label (`addPod` refuses
+ *   others, as the API server refuses to create them). A name that cannot be a path segment (`.`, `..`, or
+ *   one containing `/` or `%` once decoded) is answered 400 BadRequest `Name parameter invalid`, as the
+ *   API server's storage key function does; any other name of no pod is 404 NotFound. A client that lets
+ *   its URL library resolve `pods/..` reaches the Namespace's URL, and this server serves the Namespace
+ *   there, as a real cluster does.
+ * - `deletePod` removes a pod: the GET and PATCH after it are 404 NotFound, with the pod's name and kind
+ *   in `details`.
  * - Objects carry `metadata.resourceVersion`, a cluster-wide counter bumped on every write that changes
  *   the object (a patch that changes nothing is not a write and keeps the version, as the API server does).
  * - A patch carrying `metadata.resourceVersion` is a precondition: a stale one gets 409 Conflict.
@@ -50,6 +60,16 @@ export interface KubeUser {
   verbs: Array<'get' | 'patch'>;
   /** Namespaces the grant covers; all when absent (a ClusterRoleBinding). */
   namespaces?: string[];
+  /** Verbs on Namespace objects (a ClusterRole); none when absent. */
+  namespaceVerbs?: Array<'get' | 'patch'>;
+}
+
+export interface NamespaceObject {
+  apiVersion: 'v1';
+  kind: 'Namespace';
+  metadata: { name: string; uid: string; resourceVersion: string; creationTimestamp: string; labels?: Record<string, string>; [key: string]: unknown };
+  spec: Record<string, unknown>;
+  status: Record<string, unknown>;
 }
 
 export interface RecordedRequest {
@@ -100,7 +120,19 @@ class HttpFailure extends Error {
 }
 
 const POD_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/;
+// The API server's router ignores a trailing slash (go-restful splits the trimmed path): `pods/..` resolves to it.
+const NAMESPACE_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/?$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** The API server's path-segment rule for names (apimachinery IsValidPathSegmentName); empty when valid. */
+export function pathSegmentNameErrors(name: string): string[] {
+  if (name === '.' || name === '..') return [`may not be '${name}'`];
+  return ['/', '%'].filter((c) => name.includes(c)).map((c) => `may not contain '${c}'`);
+}
+
+function isDnsSubdomain(name: string): boolean {
+  return name.length <= 253 && name.split('.').every((l) => l.length <= 63 && DNS1123_LABEL.test(l));
+}
 const NAME_PART = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const NAME_PART_MSG =
@@ -180,6 +212,7 @@ function canonical(value: unknown): unknown {
 export class KubernetesContractServer {
   readonly requests: RecordedRequest[] = [];
   private readonly pods = new Map<string, Pod>();
+  private readonly namespaces = new Map<string, NamespaceObject>();
   private readonly users: Map<string, KubeUser>;
   private revision = 1000;
   private server: Server | undefined;
@@ -208,6 +241,9 @@ export class KubernetesContractServer {
   }
 
   addPod(input: { namespace: string; name: string; labels?: Record<string, string>; annotations?: Record<string, string> }): Pod {
+    if (!(input.namespace.length <= 63 && DNS1123_LABEL.test(input.namespace))) throw new Error(`namespace ${JSON.stringify(input.namespace)} is not an RFC 1123 label`);
+    if (!isDnsSubdomain(input.name)) throw new Error(`pod name ${JSON.stringify(input.name)} is not an RFC 1123 subdomain`);
+    this.addNamespace(input.namespace);
     const pod: Pod = {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -225,6 +261,37 @@ export class KubernetesContractServer {
     };
     this.pods.set(`${input.namespace}/${input.name}`, pod);
     return clone(pod);
+  }
+
+  /** The namespace, created when absent (labels given replace its labels). */
+  addNamespace(name: string, labels?: Record<string, string>): NamespaceObject {
+    let ns = this.namespaces.get(name);
+    if (!ns) {
+      ns = {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name, uid: randomUUID(), resourceVersion: String(++this.revision), creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), labels: { 'kubernetes.io/metadata.name': name } },
+        spec: { finalizers: ['kubernetes'] },
+        status: { phase: 'Active' },
+      };
+      this.namespaces.set(name, ns);
+    }
+    if (labels) {
+      ns.metadata.labels = { 'kubernetes.io/metadata.name': name, ...labels };
+      ns.metadata.resourceVersion = String(++this.revision);
+    }
+    return clone(ns);
+  }
+
+  namespace(name: string): NamespaceObject | undefined {
+    const ns = this.namespaces.get(name);
+    return ns ? clone(ns) : undefined;
+  }
+
+  /** The pod is deleted (by its controller, an operator, an eviction). */
+  deletePod(namespace: string, name: string): void {
+    if (!this.pods.delete(`${namespace}/${name}`)) throw new Error(`no pod ${namespace}/${name}`);
+    ++this.revision;
   }
 
   pod(namespace: string, name: string): Pod | undefined {
@@ -256,7 +323,9 @@ export class KubernetesContractServer {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const raw = Buffer.concat(chunks).toString('utf8');
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // The path as sent, without resolving `.` and `..` (the API server does not resolve them either).
+    const [pathname = '/', query = ''] = (req.url ?? '/').split('?');
+    const url = { pathname, searchParams: new URLSearchParams(query) };
     const contentType = req.headers['content-type'];
     let status = 200;
     let body: unknown;
@@ -268,24 +337,13 @@ export class KubernetesContractServer {
         throw new HttpFailure(injected.status, injected.status === 429 ? 'Too many requests, please try again later.' : 'injected failure');
       }
       const user = this.authenticate(req);
+      const nsMatch = NAMESPACE_PATH.exec(url.pathname);
       const match = POD_PATH.exec(url.pathname);
-      if (!match) throw new HttpFailure(404, 'the server could not find the requested resource');
-      const namespace = decodeURIComponent(match[1] as string);
-      const name = decodeURIComponent(match[2] as string);
-      const key = `${namespace}/${name}`;
-      if (req.method === 'GET') {
-        this.authorize(user, 'get', namespace, name);
-        body = this.getPod(namespace, name);
-        const changes = this.afterRead.get(key);
-        if (changes?.length) {
-          const change = changes.shift() as (pod: Pod) => void;
-          afterSend = () => this.update(namespace, name, change);
-        }
-      } else if (req.method === 'PATCH') {
-        this.authorize(user, 'patch', namespace, name);
-        body = this.patchPod(namespace, name, contentType, raw, url.searchParams);
+      if (nsMatch) {
+        body = this.namespaceRequest(user, req.method ?? '', decodeURIComponent(nsMatch[1] as string), contentType, raw);
       } else {
-        throw new HttpFailure(405, `the server does not allow this method on the requested resource`);
+        if (!match) throw new HttpFailure(404, 'the server could not find the requested resource');
+        ({ body, afterSend } = this.podRequest(user, req.method ?? '', decodeURIComponent(match[1] as string), decodeURIComponent(match[2] as string), contentType, raw, url.searchParams));
       }
     } catch (err) {
       if (!(err instanceof HttpFailure)) throw err;
@@ -298,6 +356,62 @@ export class KubernetesContractServer {
     afterSend?.();
     res.writeHead(status, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify(body));
+  }
+
+  private podRequest(
+    user: KubeUser,
+    method: string,
+    namespace: string,
+    name: string,
+    contentType: string | undefined,
+    raw: string,
+    query: URLSearchParams,
+  ): { body: unknown; afterSend?: () => void } {
+    const invalid = pathSegmentNameErrors(name);
+    if (invalid.length > 0) throw new HttpFailure(400, `Name parameter invalid: ${JSON.stringify(name)}: ${invalid.join(';')}`);
+    if (method === 'GET') {
+      this.authorize(user, 'get', namespace, name);
+      const body = this.getPod(namespace, name);
+      const change = this.afterRead.get(`${namespace}/${name}`)?.shift();
+      return change ? { body, afterSend: () => this.update(namespace, name, change) } : { body };
+    }
+    if (method === 'PATCH') {
+      this.authorize(user, 'patch', namespace, name);
+      return { body: this.patchPod(namespace, name, contentType, raw, query) };
+    }
+    throw new HttpFailure(405, `the server does not allow this method on the requested resource`);
+  }
+
+  /** The Namespace object: what a pod URL ending in `/pods/..` resolves to. */
+  private namespaceRequest(user: KubeUser, method: string, name: string, contentType: string | undefined, raw: string): NamespaceObject {
+    const invalid = pathSegmentNameErrors(name);
+    if (invalid.length > 0) throw new HttpFailure(400, `Name parameter invalid: ${JSON.stringify(name)}: ${invalid.join(';')}`);
+    const verb = method === 'GET' ? 'get' : method === 'PATCH' ? 'patch' : undefined;
+    if (!verb) throw new HttpFailure(405, `the server does not allow this method on the requested resource`);
+    if (!user.namespaceVerbs?.includes(verb)) {
+      throw new HttpFailure(403, `namespaces "${name}" is forbidden: User "${user.user}" cannot ${verb} resource "namespaces" in API group "" at the cluster scope`, { name, kind: 'namespaces' });
+    }
+    const current = this.namespaces.get(name);
+    if (!current) throw new HttpFailure(404, `namespaces "${name}" not found`, { name, kind: 'namespaces' });
+    if (verb === 'get') return clone(current);
+    const mediaType = (contentType ?? '').split(';')[0]?.trim().toLowerCase();
+    if (mediaType !== 'application/merge-patch+json' && mediaType !== 'application/strategic-merge-patch+json') {
+      throw new HttpFailure(415, 'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json');
+    }
+    let patch: Json;
+    try {
+      patch = JSON.parse(raw) as Json;
+    } catch (err) {
+      throw new HttpFailure(400, `error decoding patch: ${(err as Error).message}`);
+    }
+    const { resourceVersion: wanted, ...metadataPatch } = ((patch as { metadata?: Record<string, Json> } | null)?.metadata ?? {}) as Record<string, Json>;
+    if (wanted !== undefined && wanted !== null && String(wanted) !== current.metadata.resourceVersion) {
+      throw new HttpFailure(409, `Operation cannot be fulfilled on namespaces "${name}": the object has been modified; please apply your changes to the latest version and try again`, { name, kind: 'namespaces' });
+    }
+    const next = mergePatch(clone(current) as unknown as Json, { metadata: metadataPatch } as Json) as unknown as NamespaceObject;
+    next.metadata.resourceVersion = String(++this.revision);
+    this.namespaces.set(name, next);
+    return clone(next);
   }
 
   private authenticate(req: IncomingMessage): KubeUser {

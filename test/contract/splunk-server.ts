@@ -43,6 +43,9 @@ import { gunzipSync } from 'node:zlib';
  * only for a token that exists (an unknown one is code 4 first). The same source reports code 7's
  * `invalid-event-number` one higher than the other codes'; that is not reproduced (unconfirmed).
  *
+ * Oneshot results honour `count` (default 100, 0 = all) and `offset`; `delaySearches(ms)` makes the
+ * search head slow, for clients that must give up on time.
+ *
  * Not modelled: search jobs other than exec_mode=oneshot, output modes other than json/json_rows
  * for results, the /services/collector/mint endpoint, metrics events, per-channel ack limits.
  *
@@ -166,6 +169,7 @@ export class SplunkContractServer {
   private readonly channels = new Map<string, Channel>();
   private readonly sessions = new Map<string, string>();
   private busyFor = 0;
+  private searchDelayMs = 0;
   private loseAcksFor = 0;
   private requestNo = 0;
   private server!: http.Server;
@@ -205,6 +209,11 @@ export class SplunkContractServer {
    */
   loseAcks(n: number): void {
     this.loseAcksFor = n;
+  }
+
+  /** Search requests are answered only after `ms` (a slow search head); 0 answers at once again. */
+  delaySearches(ms: number): void {
+    this.searchDelayMs = ms;
   }
 
   setAckDelay(ms: number): void {
@@ -563,12 +572,20 @@ export class SplunkContractServer {
       }
       if ((params.exec_mode ?? 'normal') !== 'oneshot') return this.restError(res, rec, 400, 'FATAL', 'contract server: only exec_mode=oneshot is modelled');
       this.searches.push(search);
+      if (this.searchDelayMs > 0) await new Promise((r) => setTimeout(r, this.searchDelayMs));
       let rows: Record<string, string | string[]>[];
       try {
         rows = runSpl(search, this.indexed, { earliest: params.earliest_time, latest: params.latest_time, now: Date.now() });
       } catch (err) {
         return this.restError(res, rec, 400, 'FATAL', (err as Error).message);
       }
+      // count: at most this many results, 100 by default, 0 for all; offset: the first one returned
+      const count = params.count === undefined ? 100 : Number(params.count);
+      const offset = params.offset === undefined ? 0 : Number(params.offset);
+      if (!Number.isInteger(count) || count < 0 || !Number.isInteger(offset) || offset < 0) {
+        return this.restError(res, rec, 400, 'FATAL', `Invalid count or offset: count=${params.count ?? ''} offset=${params.offset ?? ''}`);
+      }
+      rows = rows.slice(offset, count === 0 ? undefined : offset + count);
       const mode = params.output_mode ?? 'xml';
       const names = unique(rows.flatMap((r) => Object.keys(r)));
       rec.status = 200;

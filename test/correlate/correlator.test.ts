@@ -14,7 +14,7 @@ import { partitionFor } from '../../src/partition';
 import { produceFile } from '../../src/produce';
 import { createTopics, deleteTopics, header, readTopic, testKafka } from '../support/kafka';
 import { REDIS_URL, eventually, testConfig, testLog } from '../support/stack';
-import { T0, denied, host, keyOf } from './builder';
+import { BUILDER_SOURCES, T0, denied, host, keyOf } from './builder';
 
 const DATASETS = resolve(__dirname, '../../../shared/datasets/otrf-lateral-movement');
 
@@ -52,7 +52,7 @@ describe('the correlator against real Kafka and Redis', () => {
   });
 
   async function setup(name: string): Promise<Config> {
-    const config = testConfig(name, { correlate: { snapshotIntervalMs: 0 } });
+    const config = testConfig(name, { correlate: { snapshotIntervalMs: 0, engine: { roles: { trustedLabelSources: BUILDER_SOURCES } } } });
     configs.push(config);
     await createTopics(kafka, config);
     return config;

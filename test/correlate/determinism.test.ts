@@ -1,7 +1,7 @@
 import type { CordonEvent } from '../../src/events';
 import { CorrelationEngine, type Change, type EngineSnapshot } from '../../src/correlate/engine';
 import { replay } from '../../src/correlate/replay';
-import { HOUR, MIN, SEC, T0, allowed, anomaly, denied, host, ip, pod, prng } from './builder';
+import { HOUR, MIN, SEC, T0, allowed, anomaly, denied, host, ip, pod, prng, trustingBuilder } from './builder';
 
 /** A mixed stream: benign allowed/denied traffic, retries, a scan, a propagating attack, anomalies. */
 function stream(seed: number, n: number): CordonEvent[] {
@@ -140,7 +140,7 @@ describe('replay', () => {
 
   it('reports the final state of an incident, not the first version', () => {
     const ws1 = host('ws1', '10.1.0.1', 'workstation');
-    const r = replay([denied(ws1, host('ws2', '10.1.0.2', 'workstation'), 135, T0), denied(ws1, host('ws3', '10.1.0.3', 'workstation'), 445, T0 + MIN)]);
+    const r = replay([denied(ws1, host('ws2', '10.1.0.2', 'workstation'), 135, T0), denied(ws1, host('ws3', '10.1.0.3', 'workstation'), 445, T0 + MIN)], trustingBuilder());
     expect(r.incidents).toHaveLength(1);
     expect(r.incidents[0]!.path.edges).toHaveLength(2);
     expect(r.changes.map((c) => c.type)).toEqual(['incident_opened', 'incident_updated']);

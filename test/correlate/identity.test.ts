@@ -1,3 +1,4 @@
+import { CorrelationEngine } from '../../src/correlate/engine';
 import { HOUR, MIN, T0, allowed, denied, ip, keyOf, pod, run } from './builder';
 
 /** Identity first: a workload keeps its history across addresses; an address does not carry one. */
@@ -64,5 +65,23 @@ describe('entity identity', () => {
     expect(r.opened).toHaveLength(1);
     expect(r.updated).toHaveLength(1); // the root survived eviction: same incident, new edge
     expect(r.incidents[0]!.path.edges).toHaveLength(2);
+  });
+
+  it('never forgets an entity learned to be a domain controller, through eviction, its TTL and a snapshot; up to maxLearnedRoles', () => {
+    const dc = ip('10.0.0.10');
+    const kerberos = (i: number) => allowed(ip(`10.1.0.${i + 1}`), dc, 88, T0 + i);
+    const noise = Array.from({ length: 60 }, (_, i) => allowed(ip(`10.7.0.${i + 1}`), ip('10.0.0.53'), 53, T0 + 1000 + i));
+    const limits = { maxEntities: 20, entityTtlMs: HOUR };
+    const r = run([kerberos(0), ...noise], { limits });
+    expect(r.engine.evicted).toBeGreaterThan(0);
+    r.engine.advance(T0 + 3 * HOUR);
+    const copy = new CorrelationEngine({ limits });
+    copy.load(r.engine.snapshot());
+    copy.advance(T0 + 6 * HOUR);
+    for (const e of [r.engine, copy]) expect(e.roles.effective(e.entity(keyOf(dc))!.role, e.entity(keyOf(dc))!.flags).role).toBe('domain-controller');
+
+    const none = run([kerberos(0), ...noise], { limits: { ...limits, maxLearnedRoles: 0 } });
+    none.engine.advance(T0 + 3 * HOUR);
+    expect(none.engine.entity(keyOf(dc))).toBeUndefined();
   });
 });

@@ -36,10 +36,13 @@ function deniedSoFar(c: Correlator): number {
   return c.engine.listIncidents().reduce((n, i) => n + i.counters.denied, 0);
 }
 
+/** The group waits out a killed member's session (kafkajs default 30 s) before the replacement gets its partitions. */
+const RESUME_TIMEOUT_MS = 120_000;
+
 async function resumeAndCount(kafka: Kafka, redis: Redis, config: Config): Promise<Correlator> {
   const b = new Correlator({ kafka, redis, config, log: testLog, metrics: new Metrics({ defaultMetrics: false }) });
   await b.start();
-  await eventually(async () => (deniedSoFar(b) >= N ? true : undefined), 60_000, `${N} denied attempts counted`);
+  await eventually(async () => (deniedSoFar(b) >= N ? true : undefined), RESUME_TIMEOUT_MS, `${N} denied attempts counted`);
   await new Promise((r) => setTimeout(r, 1500)); // anything applied twice would show up now
   await b.stop();
   return b;
@@ -76,7 +79,7 @@ describe('stopping the correlator mid-stream', () => {
     const b = await resumeAndCount(kafka, redis, config);
     expect(deniedSoFar(b)).toBe(N);
     expect(a.engine.stats.events + b.engine.stats.events).toBe(N);
-  });
+  }, 180_000);
 
   it('after SIGKILL resumes from the last snapshot and replays the rest once: exactly N', async () => {
     const config = await setup('sigkill', { correlate: { snapshotIntervalMs: 200 } });
@@ -93,5 +96,5 @@ describe('stopping the correlator mid-stream', () => {
     await new Promise((r) => child.once('exit', r));
     const b = await resumeAndCount(kafka, redis, config);
     expect(deniedSoFar(b)).toBe(N);
-  });
+  }, 240_000);
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
-import { EnforcerError, type Target } from '../../src/enforcer/enforcer';
+import { EnforcerError, TargetGoneError, type Target } from '../../src/enforcer/enforcer';
 import { IllumioEnforcer, IllumioEnforcerConfig, type IllumioEnforcerConfigInput } from '../../src/enforcer/illumio';
 import { RevertDriftError } from '../../src/enforcer/webhook';
 import { IllumioContractServer } from '../contract/illumio-server';
@@ -148,10 +148,11 @@ describe('IllumioEnforcer against the contract server', () => {
     expect(server.requests).toHaveLength(1);
   });
 
-  it('404 is not retriable', async () => {
+  it('404 is not retriable: the workload is gone', async () => {
     const href = '/orgs/3/workloads/6f1c8a9e-0000-4000-8000-000000000000';
     const err = await enforcer().apply({ target: target(href), labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'l-8' }).catch((x: unknown) => x);
-    expect(err).toMatchObject({ retriable: false, code: 'not_found' });
+    expect(err).toBeInstanceOf(TargetGoneError);
+    expect(err).toMatchObject({ retriable: false, code: 'gone' });
     expect((err as Error).message).toContain(`Workload ${href} not found`);
     expect(sleeps).toHaveLength(0);
   });
@@ -204,6 +205,56 @@ describe('IllumioEnforcer against the contract server', () => {
     const e = enforcer();
     await e.apply({ target: target(w.href), labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'l-11' });
     expect(await e.observe(target(w.href))).toMatchObject({ labels: { quarantine: 'true' }, contained: false });
+  });
+
+  describe('protection on the workload as the PCE has it now', () => {
+    it.each([
+      ['a domain controller by its role label', { role: 'domain-controller', env: 'prod' }],
+      ['Cordon itself by its Cordon label key mapped to a PCE key', { app: 'cordon' }],
+    ])('%s is refused without approval, before any write', async (_what, labels) => {
+      const w = server.addWorkload({ name: 'dc-1', labels });
+      const e = enforcer({ labelKeys: { [Q]: 'quarantine', 'app.kubernetes.io/part-of': 'app' } });
+      const err = await e.apply({ target: target(w.href), labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'l-p1' }).catch((x: unknown) => x);
+      expect(err).toBeInstanceOf(EnforcerError);
+      expect(err).toMatchObject({ retriable: false, code: 'protected' });
+      expect(server.requests.filter((r) => r.method === 'PUT')).toHaveLength(0);
+      expect(server.workloadLabels(w.href)).toEqual(labels);
+    });
+
+    it("the playbook's selectors are matched against the PCE's hostname and address; an approval lets it through", async () => {
+      const w = server.addWorkload({ name: 'pay-db', labels: { role: 'db' }, ip: '10.9.0.4' });
+      const request = { target: { entity: `host:${w.href}`, kind: 'host' as const, ref: w.href }, labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'l-p2' };
+      await expect(enforcer().apply({ ...request, protected: [{ names: ['pay-db.example.internal'] }] })).rejects.toMatchObject({ code: 'protected' });
+      await expect(enforcer().apply({ ...request, protected: [{ cidrs: ['10.9.0.0/16'] }] })).rejects.toMatchObject({ code: 'protected' });
+      await enforcer().apply({ ...request, protected: [{ cidrs: ['10.9.0.0/16'] }], approvedBy: 'user:alice' });
+      expect(server.workloadLabels(w.href)).toEqual({ role: 'db', quarantine: 'true' });
+    });
+  });
+
+  describe('a workload that is gone', () => {
+    it.each([
+      ['deleted (404)', {}],
+      ['kept as deleted: true', { keepRecord: true }],
+    ])('revert of a workload %s is a TargetGoneError', async (_what, how) => {
+      const w = server.addWorkload({ name: 'gone-1', labels: { role: 'web' } });
+      const e = enforcer();
+      const snapshot = await e.apply({ target: target(w.href), labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'l-g' });
+      server.deleteWorkload(w.href, how);
+      const err = await e.revert(snapshot, 'l-g').catch((x: unknown) => x);
+      expect(err).toBeInstanceOf(TargetGoneError);
+      expect(err).toMatchObject({ retriable: false, code: 'gone' });
+      expect(sleeps).toHaveLength(0);
+    });
+  });
+
+  it('reverts from the snapshot Cordon rebuilds from the ledger after a restart (prior values and extra.applied)', async () => {
+    const w = server.addWorkload({ name: 'db-r', labels: { role: 'db', env: 'prod' } });
+    const labelKeys = { [Q]: 'quarantine', 'cordon.io/env': 'env' };
+    await enforcer({ labelKeys }).apply({ target: target(w.href), labels: { [Q]: 'true', 'cordon.io/env': 'isolation' }, expiresAt: 0, leaseId: 'l-r' });
+    // A new process: nothing in memory, only what the ledger's lease holds.
+    const rebuilt = { target: target(w.href), labels: { [Q]: null, 'cordon.io/env': 'prod' }, extra: { applied: { [Q]: 'true', 'cordon.io/env': 'isolation' } }, takenAt: 0 };
+    await enforcer({ labelKeys }).revert(rebuilt, 'l-r');
+    expect(server.workloadLabels(w.href)).toEqual({ role: 'db', env: 'prod' });
   });
 
   it('refuses a target without a workload href', async () => {

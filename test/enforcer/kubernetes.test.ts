@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
-import { EnforcerError, type Target } from '../../src/enforcer/enforcer';
+import { EnforcerError, TargetGoneError, type Target } from '../../src/enforcer/enforcer';
 import { KubernetesEnforcer, KubernetesEnforcerConfig, type KubernetesEnforcerOptions } from '../../src/enforcer/kubernetes';
 import { RevertDriftError } from '../../src/enforcer/webhook';
 import { KubernetesContractServer } from '../contract/kubernetes-server';
@@ -12,6 +12,8 @@ describe('KubernetesEnforcer against the contract server', () => {
   const server = new KubernetesContractServer({
     'cordon-token': { user: 'system:serviceaccount:cordon:cordon', verbs: ['get', 'patch'] },
     'reader-token': { user: 'system:serviceaccount:cordon:reader', verbs: ['get'] },
+    // An over-broad grant (a ClusterRole that can also patch Namespaces): names must keep Cordon on pods.
+    'admin-token': { user: 'system:serviceaccount:cordon:admin', verbs: ['get', 'patch'], namespaceVerbs: ['get', 'patch'] },
   });
   let url: string;
   let sleeps: number[];
@@ -135,11 +137,11 @@ describe('KubernetesEnforcer against the contract server', () => {
     expect(server.pod('payments', name)?.metadata.labels).toEqual({ n: '4' });
   });
 
-  it('a missing pod is a non-retriable EnforcerError carrying the server message', async () => {
+  it('a missing pod is a non-retriable TargetGoneError carrying the server message', async () => {
     const target: Target = { entity: 'pod:payments/ghost', kind: 'pod', namespace: 'payments', name: 'ghost' };
     const err = await enforcer().apply({ target, labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'lease-7' }).catch((x: unknown) => x);
-    expect(err).toBeInstanceOf(EnforcerError);
-    expect(err).toMatchObject({ retriable: false, code: 'NotFound' });
+    expect(err).toBeInstanceOf(TargetGoneError);
+    expect(err).toMatchObject({ retriable: false, code: 'gone' });
     expect((err as Error).message).toContain('pods "ghost" not found');
     expect(server.requests).toHaveLength(1);
     expect(sleeps).toHaveLength(0);
@@ -245,6 +247,110 @@ describe('KubernetesEnforcer against the contract server', () => {
     await e.apply({ target, labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'lease-13' });
     expect(await e.observe(target)).toEqual({ target, labels: { app: 'api', [Q]: 'true' }, contained: true });
     expect(e.capabilities).toEqual({ labels: true, kernelExpiry: false, connectionCut: false });
+  });
+
+  describe('names are RFC 1123 names before any URL is built', () => {
+    const admin = () =>
+      new KubernetesEnforcer({ connection: { mode: 'token', server: url, token: 'admin-token', skipTLSVerify: true }, retry: { retries: 0 } }, options());
+
+    it('a pod named .. never reaches the Namespace object, even with a token that may patch Namespaces', async () => {
+      server.addNamespace('payments', { team: 'pay' });
+      const before = server.namespace('payments');
+      const target: Target = { entity: 'pod:payments/..', kind: 'pod', namespace: 'payments', name: '..' };
+      for (const op of [
+        () => admin().apply({ target, labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'lease-dotdot' }),
+        () => admin().revert({ target, labels: { [Q]: null }, takenAt: 0 }, 'lease-dotdot'),
+        () => admin().observe(target),
+      ]) {
+        await expect(op()).rejects.toMatchObject({ retriable: false, code: 'invalid_target' });
+      }
+      expect(server.requests).toHaveLength(0);
+      expect(server.namespace('payments')).toEqual(before);
+    });
+
+    it.each([
+      ['pod name .', 'payments', '.'],
+      ['pod name with a slash', 'payments', 'api/../../x'],
+      ['pod name with a percent sign', 'payments', '%2e%2e'],
+      ['upper-case pod name', 'payments', 'API-1'],
+      ['pod name longer than 253', 'payments', `${'a'.repeat(63)}.`.repeat(4) + 'a'],
+      ['namespace ..', '..', 'api-1'],
+      ['namespace with a dot', 'pay.ments', 'api-1'],
+      ['namespace longer than 63', 'n'.repeat(64), 'api-1'],
+    ])('refuses a %s without a request', async (_what, namespace, name) => {
+      const target: Target = { entity: `pod:${namespace}/${name}`, kind: 'pod', namespace, name };
+      await expect(admin().apply({ target, labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'l' })).rejects.toMatchObject({ code: 'invalid_target' });
+      expect(server.requests).toHaveLength(0);
+    });
+
+    it('accepts a dotted pod name (a DNS subdomain)', async () => {
+      server.addPod({ namespace: 'payments', name: 'api.v2-1' });
+      const target: Target = { entity: 'pod:payments/api.v2-1', kind: 'pod', namespace: 'payments', name: 'api.v2-1' };
+      await admin().apply({ target, labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'l-dotted' });
+      expect(server.pod('payments', 'api.v2-1')?.metadata.labels).toEqual({ [Q]: 'true' });
+    });
+  });
+
+  describe('protection is checked on the pod as the API server has it now', () => {
+    const spoofed = (name: string): Target => ({ entity: `pod:payments/${name}`, kind: 'pod', namespace: 'payments', name });
+
+    it.each([
+      ['Cordon itself (app.kubernetes.io/part-of=cordon)', { 'app.kubernetes.io/part-of': 'cordon', app: 'cordon-api' }],
+      ['a domain controller by its role label', { 'cordon.io/role': 'domain-controller' }],
+    ])('%s is refused without approval, though the incident named it without labels', async (_what, labels) => {
+      const { name } = newPod(labels);
+      const err = await enforcer().apply({ target: spoofed(name), labels: { [Q]: 'true' }, expiresAt: 0, leaseId: `l-${name}` }).catch((x: unknown) => x);
+      expect(err).toBeInstanceOf(EnforcerError);
+      expect(err).toMatchObject({ retriable: false, code: 'protected' });
+      expect((err as Error).message).toContain('needs a person');
+      expect(patches()).toHaveLength(0);
+      expect(server.pod('payments', name)?.metadata.labels).toEqual(labels);
+    });
+
+    it("the playbook's protected selectors are checked too (names, namespaces, labels)", async () => {
+      const { name } = newPod({ tier: 'db' });
+      const request = (protectedSelectors: object[]) => ({
+        target: spoofed(name),
+        labels: { [Q]: 'true' },
+        expiresAt: 0,
+        leaseId: `l-${name}`,
+        protected: protectedSelectors as never,
+      });
+      await expect(enforcer().apply(request([{ labels: { tier: 'db' } }]))).rejects.toMatchObject({ code: 'protected' });
+      await expect(enforcer().apply(request([{ namespaces: ['payments'], names: ['api-*'] }]))).rejects.toMatchObject({ code: 'protected' });
+      expect(patches()).toHaveLength(0);
+      await enforcer().apply(request([{ labels: { tier: 'web' } }, { namespaces: ['shop'] }]));
+      expect(server.pod('payments', name)?.metadata.labels).toEqual({ tier: 'db', [Q]: 'true' });
+    });
+
+    it('a protected pod is quarantined once a person approved it', async () => {
+      const { name } = newPod({ 'app.kubernetes.io/part-of': 'cordon' });
+      await enforcer().apply({ target: spoofed(name), labels: { [Q]: 'true' }, expiresAt: 0, leaseId: `l-${name}`, approvedBy: 'user:alice' });
+      expect(server.pod('payments', name)?.metadata.labels).toEqual({ 'app.kubernetes.io/part-of': 'cordon', [Q]: 'true' });
+    });
+  });
+
+  describe('a pod that is gone', () => {
+    it('revert of a deleted pod is a TargetGoneError (nothing is left to restore), observe too', async () => {
+      const { name, target } = newPod({ app: 'api' });
+      const e = enforcer();
+      const snapshot = await e.apply({ target, labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'l-gone' });
+      server.deletePod('payments', name);
+      const err = await e.revert(snapshot, 'l-gone').catch((x: unknown) => x);
+      expect(err).toBeInstanceOf(TargetGoneError);
+      expect(err).toMatchObject({ retriable: false, code: 'gone' });
+      expect(sleeps).toHaveLength(0);
+      await expect(e.observe(target)).rejects.toMatchObject({ code: 'gone' });
+    });
+
+    it('a 404 for a path the server does not serve is not taken for a gone pod', async () => {
+      const { target } = newPod({ app: 'api' });
+      const wrong = new KubernetesEnforcer({ connection: { mode: 'token', server: `${url}/not-the-api`, token: 'cordon-token', skipTLSVerify: true }, retry: { retries: 0 } }, options());
+      const err = await wrong.observe(target).catch((x: unknown) => x);
+      expect(err).toBeInstanceOf(EnforcerError);
+      expect(err).not.toBeInstanceOf(TargetGoneError);
+      expect(err).toMatchObject({ retriable: false });
+    });
   });
 
   it('refuses a target that is not a pod, without a request', async () => {

@@ -157,8 +157,9 @@ describe('WebhookEnforcer', () => {
     const snapshot = await enforcer().apply({ target, labels: { [Q]: 'true', zone: 'isolated' }, expiresAt: 1_900_000_000_000, leaseId: 'w-1' });
     expect(snapshot.labels).toEqual({ [Q]: null, zone: 'dmz' });
     expect(snapshot.extra).toEqual({ applied: { [Q]: 'true', zone: 'isolated' }, receiver: { device: 'fw-1' } });
-    expect(receiver.seen).toHaveLength(1);
-    expect(receiver.seen[0]?.body).toEqual({
+    // First the target as the receiver's layer has it now, for the protection check; then the apply.
+    expect(receiver.seen.map((s) => s.body?.action)).toEqual(['observe', 'apply']);
+    expect(receiver.seen[1]?.body).toEqual({
       action: 'apply',
       leaseId: 'w-1',
       target,
@@ -174,7 +175,7 @@ describe('WebhookEnforcer', () => {
     const snapshot = await e.apply({ target, labels: { [Q]: 'true', zone: 'isolated' }, expiresAt: 0, leaseId: 'w-2' });
     await e.revert(snapshot, 'w-2');
     expect(receiver.labels.get(target.entity)).toEqual({ zone: 'dmz', app: 'db' });
-    expect(receiver.seen[1]?.body).toMatchObject({ action: 'revert', leaseId: 'w-2', labels: { [Q]: null, zone: 'dmz' }, snapshot });
+    expect(receiver.seen[2]?.body).toMatchObject({ action: 'revert', leaseId: 'w-2', labels: { [Q]: null, zone: 'dmz' }, snapshot });
     await e.revert(snapshot, 'w-2');
     expect(receiver.labels.get(target.entity)).toEqual({ zone: 'dmz', app: 'db' });
   });
@@ -198,6 +199,17 @@ describe('WebhookEnforcer', () => {
     const second = await e.apply(request);
     expect(second.labels).toEqual(first.labels);
     expect(first.labels).toEqual({ [Q]: null });
+  });
+
+  it('a target the receiver shows as protected is refused before any apply, unless a person approved it', async () => {
+    const target = newTarget({ 'app.kubernetes.io/part-of': 'cordon' });
+    const e = enforcer();
+    const err = await e.apply({ target, labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'w-p' }).catch((x: unknown) => x);
+    expect(err).toMatchObject({ retriable: false, code: 'protected' });
+    expect(receiver.seen.map((s) => s.body?.action)).toEqual(['observe']);
+    await e.apply({ target, labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'w-p', approvedBy: 'user:alice' });
+    expect(receiver.seen.map((s) => s.body?.action)).toEqual(['observe', 'apply']);
+    expect(receiver.labels.get(target.entity)).toMatchObject({ [Q]: 'true' });
   });
 
   it('observe and extend', async () => {
@@ -233,7 +245,7 @@ describe('WebhookEnforcer', () => {
     receiver.failures.push({ status: 502 }, { status: 429, retryAfterSec: 3 });
     const snapshot = await enforcer().apply({ target, labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'w-6' });
     expect(snapshot.labels).toEqual({ [Q]: null });
-    expect(receiver.seen.map((s) => s.status)).toEqual([502, 429, 200]);
+    expect(receiver.seen.map((s) => `${s.body?.action} ${s.status}`)).toEqual(['observe 502', 'observe 429', 'observe 200', 'apply 200']);
     expect(sleeps).toHaveLength(2);
     expect(sleeps[1]).toBeGreaterThanOrEqual(3000);
   });
@@ -264,7 +276,8 @@ describe('WebhookEnforcer', () => {
   });
 
   it('a response that breaks the contract is a non-retriable bad_response', async () => {
-    receiver.failures.push({ status: 200, body: JSON.stringify({ priorLabels: {} }) });
+    const observed = JSON.stringify({ labels: {}, contained: false });
+    receiver.failures.push({ status: 200, body: observed }, { status: 200, body: JSON.stringify({ priorLabels: {} }) });
     const err = await enforcer().apply({ target: newTarget(), labels: { [Q]: 'true' }, expiresAt: 0, leaseId: 'w-9' }).catch((x: unknown) => x);
     expect(err).toMatchObject({ retriable: false, code: 'bad_response' });
     expect((err as Error).message).toContain(`priorLabels lacks ${Q}`);

@@ -42,7 +42,7 @@ describe('flow recorder (real Redis)', () => {
   });
 
   it('spreads an entity with more fields than one command takes over several, losing none', async () => {
-    const history = new FlowHistory(redis, prefix, { clock: () => T0 });
+    const history = new FlowHistory(redis, prefix, { clock: () => T0, maxPerHour: 10_000 });
     const fields = new Map(Array.from({ length: 9_000 }, (_, i) => [`f${i}`, i + 1] as const));
     await history.write(new Map([['ip:10.8.0.1', fields]]), 7);
     const stored = await redis.hgetall(flowKey(prefix, 'ip:10.8.0.1', 7));

@@ -67,7 +67,7 @@ describe('console routes and the console API (real Redis; containment off)', () 
     expect((await get('/api/me')).statusCode).toBe(401);
     expect((await get('/api/incidents/x/ledger')).statusCode).toBe(401);
     expect((await get('/api/approvals/x/impact')).statusCode).toBe(401);
-    expect((await get('/api/me', VIEWER)).json()).toEqual({ name: 'viewer-1', role: 'viewer' });
+    expect((await get('/api/me', VIEWER)).json()).toEqual({ name: 'viewer-1', role: 'viewer', groups: [] });
   });
 
   it('validates the impact query and says so; answers 503 when containment is off', async () => {

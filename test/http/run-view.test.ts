@@ -40,3 +40,31 @@ describe('playbook run view', () => {
     expect(v.steps[1]).toMatchObject({ state: 'denied', detail: 'user:al: ok' });
   });
 });
+
+describe('notify and enrich in the run view', () => {
+  const ne = {
+    incidentId: 'inc-1',
+    playbookId: 'pb@1',
+    startedAt: 1,
+    steps: [step(0, 'tell', 'notify'), step(1, 'look', 'enrich'), step(2, 'contain', 'quarantine', { targets: [{ key: 'host:a', decision: 'quarantine' }] })],
+  } as unknown as Run;
+  const withAfter = (r: LedgerRecord, after: object) => ({ ...r, after }) as LedgerRecord;
+
+  it('each delivery shows under its notify step; one that failed marks the step failed', () => {
+    const told = record(1, 'playbook_step', 'inc-1.pb.tell');
+    const slack = withAfter(record(3, 'playbook_step', 'inc-1.pb.tell'), { delivery: 'd1', channel: 'soc-slack', outcome: 'delivered' });
+    const pager = withAfter(record(4, 'playbook_step', 'inc-1.pb.tell'), { delivery: 'd2', channel: 'pager', outcome: 'failed', error: '404 no_service' });
+    expect(runView(ne, [told, slack], [], []).steps[0]).toMatchObject({ state: 'done', detail: 'soc-slack: delivered', at: 1001 });
+    expect(runView(ne, [told, slack, pager], [], []).steps[0]).toMatchObject({ state: 'failed', detail: 'soc-slack: delivered; pager: not delivered (404 no_service)' });
+  });
+
+  it('an enrich step is searching while later steps run, then done or failed with what it found', () => {
+    const applied = record(2, 'quarantine_applied', 'host:a');
+    const lease = { target: 'host:a', state: 'applied', expiresAt: 9999, holders: ['inc-1'] } as unknown as Lease;
+    expect(runView(ne, [applied], [], [lease]).steps[1]).toMatchObject({ state: 'waiting', detail: 'searching' });
+    const ok = { ...record(5, 'playbook_step', 'inc-1.pb.look', 'enrich: search splunk: q: 2 row(s)'), after: { search: { outcome: 'ok' } } } as LedgerRecord;
+    expect(runView(ne, [applied, ok], [], [lease]).steps[1]).toMatchObject({ state: 'done', detail: 'search splunk: q: 2 row(s)' });
+    const failed = { ...ok, reason: 'enrich: q: search failed: timeout', after: { search: { outcome: 'failed' } } } as LedgerRecord;
+    expect(runView(ne, [applied, failed], [], [lease]).steps[1]).toMatchObject({ state: 'failed', detail: 'q: search failed: timeout' });
+  });
+});

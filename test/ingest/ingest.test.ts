@@ -48,7 +48,16 @@ const BAD: Array<{ name: string; value: Buffer; reason: RegExp }> = [
     reason: /src\.workload\.name.*bidirectional/,
   },
   { name: 'unknown format', value: json({ hello: 'world', n: 1 }), reason: /unknown format/ },
+  // Refused by a scan of the text before JSON.parse (which would take it, and JSON.stringify not).
+  { name: '100k-deep array', value: Buffer.from('['.repeat(100_000) + ']'.repeat(100_000)), reason: /^too deep: nesting goes beyond 64 levels at offset 64$/ },
+  { name: 'anomaly whose detail nests 100k deep', value: deepAnomaly(100_000), reason: /^too deep: nesting goes beyond 64 levels at offset \d+$/ },
 ];
+
+/** A valid anomaly but for its `detail`, which the schema takes as any JSON: the rekey stage once died re-serializing it. */
+function deepAnomaly(depth: number): Buffer {
+  const anomaly = { id: 'a-deep', time: NOW - 1000, entity: { kind: 'host', id: 'ws5.corp', name: 'ws5', labels: {} }, kind: 'rare_port', score: 0.5, detector: 'test' };
+  return Buffer.from(`${JSON.stringify(anomaly).slice(0, -1)},"detail":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}`);
+}
 
 describe.each([
   { path: 'keyed input, read by the correlator', keyed: true },
@@ -133,5 +142,6 @@ describe.each([
     expect(text).toMatch(new RegExp(`cordon_ingest_records_total\\{topic="${topic}",outcome="reject"\\} ${BAD.length}`));
     expect(text).toMatch(new RegExp(`cordon_ingest_rejects_total\\{topic="${topic}",reason="malformed_json"\\} 2`));
     expect(text).toMatch(new RegExp(`cordon_ingest_rejects_total\\{topic="${topic}",reason="too_large"\\} 1`));
+    expect(text).toMatch(new RegExp(`cordon_ingest_rejects_total\\{topic="${topic}",reason="too_deep"\\} 2`));
   });
 });

@@ -63,6 +63,7 @@ describe('nextRecord', () => {
         entry.after = lease('pod:a', { state });
       }
       if (action === 'rebuild') entry.after = { records: 0, leases: 0, reschedule: 0, byState: { pending: 0, applied: 0, failed: 0, released: 0, expired: 0 } };
+      if (action === 'playbook_changed') entry.after = { from: 'a@1', to: 'b@2', generation: 1, severity: 'high', matched: [], steps: [], carried: [] };
       expect(nextRecord(undefined, entry, T0).action).toBe(action);
     }
     for (const actor of ['service:cordon', 'user:42', 'playbook:contain-lateral@1.2.0', 'playbook:p@3f9a2c1']) {

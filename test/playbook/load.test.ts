@@ -2,6 +2,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Ajv from 'ajv';
 import YAML from 'yaml';
+import { loadConfig } from '../../src/config';
+import { channelProblems } from '../../src/notify/config';
 import { contentVersion, formatIssue, loadPlaybooks } from '../../src/playbook/load';
 import { playbookJsonSchema } from '../../src/playbook/schema';
 import { BASE, playbook, problems, tmpDir, writeFixture } from './helpers';
@@ -31,6 +33,11 @@ describe('shipped playbooks', () => {
       ['notify-only', 'notify-only'],
     ]);
     for (const p of playbooks) expect(p.id).toMatch(new RegExp(`^${p.spec.name}@[0-9a-f]{12}$`));
+  });
+
+  it('start with the default config: every channel they notify exists without configuring one', () => {
+    const { playbooks } = loadPlaybooks([SHIPPED]);
+    expect(channelProblems(playbooks, loadConfig({ env: {} }).notify)).toEqual([]);
   });
 
   it('say what the brief asks of them', () => {
@@ -167,6 +174,13 @@ describe('load errors name file:line:col and the field path', () => {
   it.each(cases)('%s', (_, text, expected) => {
     const got = problems(text);
     if (!got.some((line) => line.startsWith(expected))) throw new Error(`expected ${expected}\ngot:\n${got.join('\n')}`);
+  });
+
+  it('a document nested too deep: refused as too deep, by the parser or before validation', () => {
+    const flow = problems(`${BASE}extra: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`);
+    expect(flow).toEqual([expect.stringMatching(/^bad\.yaml:23:\d+: \(yaml\): too deep: nesting goes beyond 32 levels \(the parser ran out of stack\)$/)]);
+    const block = Array.from({ length: 40 }, (_, i) => `${'  '.repeat(i + 1)}a:`).join('\n');
+    expect(problems(`${BASE}extra:\n${block} 1\n`)).toEqual([`bad.yaml:1:1: extra${'.a'.repeat(31)}: too deep: nesting goes beyond 32 levels`]);
   });
 
   it('accept what the rules allow: a long ttl with a reason, contain-now that keeps by decision, a wait until a non-blocking approval', () => {

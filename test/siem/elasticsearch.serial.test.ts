@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Client } from '@elastic/elasticsearch';
+import type { Client } from '@elastic/elasticsearch';
+import { createEsClient } from '../../src/siem/es-client';
 import Redis from 'ioredis';
 import { ElasticsearchSiemConfig } from '../../src/siem/config';
 import { DOC_KINDS } from '../../src/siem/ecs';
@@ -37,7 +38,7 @@ describe('SiemWriter against the real Elasticsearch and Redis', () => {
     eventually(async () => ((await writer.pending()) === 0 ? true : undefined), ms, what);
 
   beforeAll(async () => {
-    es = new Client({ node: ES_URL });
+    es = createEsClient({ node: ES_URL });
     redis = new Redis(REDIS_URL);
     writer = new SiemWriter({ client: createElasticsearchClient(config), redis, keyPrefix, config, log: testLog });
     writer.start();

@@ -1,7 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Client } from '@elastic/elasticsearch';
+import type { Client } from '@elastic/elasticsearch';
+import { createEsClient } from '../../src/siem/es-client';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../../src/config';
 import type { Incident } from '../../src/correlate/incident';
@@ -54,7 +55,7 @@ describe('SIEM stage of the running service (real Kafka, Redis, Elasticsearch; S
 
   beforeAll(async () => {
     kafka = testKafka();
-    es = new Client({ node: ES_URL });
+    es = createEsClient({ node: ES_URL });
     splunk = await SplunkContractServer.start({ hecTokens: [{ token: HEC_TOKEN, indexes: ['cordon'], defaultIndex: 'cordon' }], indexes: ['main', 'cordon'] });
     const dir = mkdtempSync(join(tmpdir(), 'cordon-siem-playbooks-'));
     writeFileSync(join(dir, 'siem-auto.yaml'), PLAYBOOK);

@@ -1,5 +1,5 @@
 import { SplunkSiemConfig } from '../../src/siem/config';
-import { SplunkEnricher, SplunkSearchError, activitySearch, splQuote } from '../../src/siem/splunk-enrich';
+import { SplunkEnricher, SplunkSearchError, activitySearch, boundRows, splQuote } from '../../src/siem/splunk-enrich';
 import { SplunkContractServer } from '../contract/splunk-server';
 import { sampleIncident } from './fixtures';
 
@@ -123,5 +123,61 @@ describe('enrichment through splunk-sdk against the contract server', () => {
     const enricher = new SplunkEnricher(searchConfig({ token: 'cordon-search-token' }));
     const err = await enricher.oneshot('search index=* | boguscmd').catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 400, message: expect.stringContaining("FATAL: Unknown search command 'boguscmd'.") });
+  });
+});
+
+describe('what an enrich step attaches', () => {
+  let splunk: SplunkContractServer;
+  beforeAll(async () => {
+    splunk = await SplunkContractServer.start({ hecTokens: [{ token: HEC_TOKEN, indexes: ['fw'], defaultIndex: 'fw' }], authTokens: ['t0k3n'] });
+    const now = Date.now() / 1000;
+    const body = ['a', 'b', 'c', 'd']
+      .map((port) => JSON.stringify({ time: now - 10, event: { src: 'ws9" | ] x', dest_port: port, note: 'n'.repeat(1_000) } }))
+      .join('');
+    await fetch(`${splunk.url}/services/collector/event`, { method: 'POST', headers: { Authorization: `Splunk ${HEC_TOKEN}` }, body });
+  });
+  afterAll(() => splunk.close());
+  const enricher = (over: Record<string, unknown> = {}) =>
+    new SplunkEnricher(SplunkSiemConfig.parse({ search: { enabled: true, url: splunk.url, token: 't0k3n', limit: 3, ...over } }).search);
+
+  it('a playbook query with a quoted hostile value: at most `limit` rows, long values cut, marked truncated', async () => {
+    const query = `search index=fw src=${splQuote('ws9" | ] x')} | table dest_port, note`;
+    const out = await enricher().enrich(sampleIncident(), query);
+    expect(out).toMatchObject({ outcome: 'ok', query, truncated: true });
+    const rows = (out as { rows: Record<string, string>[] }).rows;
+    expect(rows.map((r) => r.dest_port)).toEqual(['a', 'b', 'c'].filter((p) => rows.some((r) => r.dest_port === p)));
+    expect(rows).toHaveLength(3);
+    expect(rows[0]!.note).toHaveLength(256);
+    // the client asked Splunk for one row more than it keeps, so it knows there were more
+    expect(splunk.restRequests.at(-1)!.params).toMatchObject({ count: '4', exec_mode: 'oneshot' });
+  });
+
+  it('without a query, the built-in recent-activity search', async () => {
+    expect(await enricher().enrich(sampleIncident(), undefined)).toMatchObject({ outcome: 'ok', source: 'splunk', earliest: '-24h', rows: [], total: 0, query: expect.stringMatching(/^search index=\* \(.*\| stats count by sourcetype, dest_port/) });
+  });
+
+  it('a refused search, a Splunk that is not there, and a slow one are outcomes, never exceptions', async () => {
+    expect(await enricher().enrich(sampleIncident(), 'search index=fw | boguscmd')).toMatchObject({ outcome: 'failed', status: 400, error: expect.stringContaining("Unknown search command 'boguscmd'") });
+    const nowhere = new SplunkEnricher(SplunkSiemConfig.parse({ search: { enabled: true, url: 'http://127.0.0.1:9', token: 't', timeoutMs: 2_000 } }).search);
+    expect(await nowhere.enrich(sampleIncident(), 'search x')).toMatchObject({ outcome: 'failed', status: null, error: expect.stringContaining('ECONNREFUSED') });
+    splunk.delaySearches(1_500);
+    try {
+      const started = Date.now();
+      expect(await enricher({ timeoutMs: 300 }).enrich(sampleIncident(), 'search index=fw')).toEqual({ outcome: 'failed', source: 'splunk', query: 'search index=fw', status: null, error: 'Splunk search gave no result within 300 ms' });
+      expect(Date.now() - started).toBeLessThan(1_200);
+    } finally {
+      splunk.delaySearches(0);
+    }
+  });
+
+  it('boundRows keeps the record small: fields, multivalues, value length and total size', () => {
+    const wide = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}`, 'v']));
+    expect(Object.keys(boundRows([{ ...wide, _cd: 'x', _time: '1' }], 5).rows[0]!)).toHaveLength(32);
+    expect(boundRows([{ mv: Array.from({ length: 20 }, String) }], 5)).toMatchObject({ rows: [{ mv: Array.from({ length: 16 }, String) }], truncated: true });
+    const big = Array.from({ length: 500 }, () => ({ a: 'x'.repeat(200) }));
+    const bounded = boundRows(big, 1_000);
+    expect(Buffer.byteLength(JSON.stringify(bounded.rows))).toBeLessThanOrEqual(32 * 1024);
+    expect(bounded.truncated).toBe(true);
+    expect(boundRows([{ a: '1' }], 5)).toEqual({ rows: [{ a: '1' }], truncated: false });
   });
 });

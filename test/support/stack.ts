@@ -6,6 +6,8 @@ import { createLogger } from '../../src/logger';
 export const KAFKA_BROKERS = (process.env.CORDON_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 export const REDIS_URL = process.env.CORDON_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const ES_URL = process.env.CORDON_ES_URL ?? 'http://127.0.0.1:9200';
+/** The versions scripts/stack.sh starts (CORDON_ES_VERSION / CORDON_KAFKA_VERSION pick others). */
+export const ES_VERSION = process.env.CORDON_ES_VERSION ?? '9.2.0';
 
 export const testLog = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
