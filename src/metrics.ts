@@ -96,6 +96,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly ledgerCheckpoints = new Counter({
+    name: 'cordon_ledger_checkpoints_total',
+    help: 'Signed checkpoints of the ledger head handed to ledger.checkpoint.store, by outcome (written, failed).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly flowOverflow = new Counter({
     name: 'cordon_flow_overflow_total',
     help: 'Flows not kept in the flow history: their entity-hour already held flows.maxPerHour distinct flows.',

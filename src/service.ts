@@ -84,6 +84,7 @@ export class Service {
         })
       : undefined;
     const containment = this.containment;
+    const checkpoints = containment && config.ledger.checkpoint ? checkpointStage(config, log, () => containment.ledger, this.metrics) : undefined;
     const siem = SiemStage.wanted(config) ? new SiemStage({ kafka: this.kafka, redis: this.redis, config, log: log.child({ stage: 'siem' }), metrics: this.metrics }) : undefined;
     this.siem = siem;
     const alertsTo = config.alerts.enabled ? alertTopic(config) : undefined;
@@ -108,6 +109,7 @@ export class Service {
         ...(containment ? [{ name: 'ledger', check: async () => refuse(containment.isRunning() ? containment.ledger.unwritable : 'containment, which writes the ledger, is not running') }] : []),
         ...(siem ? [{ name: 'siem', check: async () => refuse(siem.isRunning() ? siem.consumerTrouble() : 'consumer not running') }] : []),
         { name: 'ledger-index', check: async () => refuse(ledgerIndex.isRunning() ? ledgerIndex.consumerTrouble() : 'consumer not running') },
+        ...(checkpoints ? [{ name: 'ledger-checkpoints', check: async () => refuse(checkpoints.trouble()) }] : []),
       ],
     });
     registerApi(this.http, {
@@ -132,7 +134,7 @@ export class Service {
         ? [
             { name: 'enforcers', start: () => prepareEnforcers(enforcers, log), stop: async () => {} },
             { name: 'contain', start: () => containment.start(), stop: () => containment.stop() },
-            ...(config.ledger.checkpoint ? [checkpointStage(config, log, () => containment.ledger)] : []),
+            ...(checkpoints ? [checkpoints] : []),
           ]
         : []),
       { name: 'correlate', start: () => correlator.start(), stop: () => correlator.stop() },

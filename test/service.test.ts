@@ -1,11 +1,13 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import type { Config } from '../src/config';
+import { checkpointSigned, FileCheckpointStore } from '../src/ledger/checkpoint';
 import { ledgerKeys } from '../src/ledger/registry';
 import { Service } from '../src/service';
-import { autoPlaybook, playbookDir } from './contain/support';
+import { autoPlaybook, ledgerRecords, playbookDir, publishIncident, syntheticIncident } from './contain/support';
 import { createTopics, deleteTopics, testKafka } from './support/kafka';
 import { eventually, REDIS_URL, testConfig, testLog } from './support/stack';
 import { redisAddress, TcpProxy } from './support/tcp-proxy';
@@ -113,3 +115,50 @@ async function describeGroup(kafka: ReturnType<typeof testKafka>, groupId: strin
     await admin.disconnect();
   }
 }
+
+describe('the service with signed ledger checkpoints', () => {
+  const kafka = testKafka();
+  let service: Service | undefined;
+  let config: Config;
+
+  afterAll(async () => {
+    await service?.stop();
+    await deleteTopics(kafka, config);
+  });
+
+  it('a checkpoint store that refuses writes turns /readyz red and counts failures; once it accepts, the applied quarantine is checkpointed and ready again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-svc-checkpoints-'));
+    const keys = generateKeyPairSync('ed25519');
+    const keyFile = join(dir, 'checkpoint.key');
+    writeFileSync(keyFile, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const storeDir = join(dir, 'not-yet'); // appendFile fails with ENOENT until the directory exists
+    const playbooks = playbookDir('svc-ckpt', autoPlaybook('svc-ckpt', '  - id: quarantine-root\n    type: quarantine\n    target: root\n    enforcer: labelstore\n    ttl: 1h\n'));
+    config = testConfig('svc-ckpt', {
+      contain: { playbooks, enforcers: { labelstore: true } },
+      ledger: { checkpoint: { privateKeyFile: keyFile, intervalMs: 1000, store: { kind: 'file', path: join(storeDir, 'checkpoints.jsonl') } } },
+    });
+    await createTopics(kafka, config);
+    service = new Service(config, testLog);
+    await service.start();
+    const base = `http://127.0.0.1:${(service.http.server.address() as { port: number }).port}`;
+    const check = async () => ((await (await fetch(`${base}/readyz`)).json()) as { checks: Array<{ name: string; ok: boolean; error?: string }> }).checks.find((c) => c.name === 'ledger-checkpoints');
+    expect(await check()).toEqual({ name: 'ledger-checkpoints', ok: true }); // an empty ledger has nothing to checkpoint
+
+    await publishIncident(kafka, config, syntheticIncident('svc-ckpt'));
+    const down = await eventually(async () => {
+      const c = await check();
+      return c?.ok === false ? c : undefined;
+    }, 30_000, 'ledger-checkpoints not ready');
+    expect(down.error).toMatch(/^checkpoint of seq \d+ to file .*checkpoints\.jsonl failed: ENOENT/);
+    expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/cordon_ledger_checkpoints_total\{outcome="failed"\} [1-9]/);
+
+    mkdirSync(storeDir);
+    await eventually(async () => ((await check())?.ok ? true : undefined), 15_000, 'ledger-checkpoints ready again');
+    const stored = await new FileCheckpointStore(join(storeDir, 'checkpoints.jsonl')).list();
+    const applied = (await ledgerRecords(kafka, config)).filter((r) => r.action === 'quarantine_applied' && (r.after as { state?: string } | null)?.state === 'applied');
+    expect(applied).toHaveLength(1);
+    expect(stored.at(-1)!.seq).toBeGreaterThanOrEqual(applied[0]!.seq);
+    expect(stored.every((c) => checkpointSigned(c, [keys.publicKey]))).toBe(true);
+    expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/cordon_ledger_checkpoints_total\{outcome="written"\} [1-9]/);
+  }, 90_000);
+});

@@ -21,6 +21,8 @@ export interface CheckpointerOptions {
   intervalMs: number;
   log: Logger;
   clock?: () => number;
+  /** Told the outcome of every write (a metric). */
+  onOutcome?: (outcome: 'written' | 'failed') => void;
 }
 
 /**
@@ -85,7 +87,9 @@ export class Checkpointer {
       this.trouble_ = undefined;
       this.written.push(checkpoint);
       if (this.written.length > 100) this.written.shift();
+      this.options.onOutcome?.('written');
     } catch (err) {
+      this.options.onOutcome?.('failed');
       this.trouble_ = `checkpoint of seq ${head.seq} to ${store.describe} failed: ${(err as Error).message}`;
       log.error({ err, seq: head.seq, store: store.describe }, 'ledger checkpoint not written; the next one tries again');
     }
