@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { explainIncident } from '../correlate/explain';
 import { replay } from '../correlate/replay';
 import type { CordonEvent } from '../events';
 import { readLines } from '../io/lines';
@@ -36,7 +37,7 @@ async function runReplay(opts: ReplayOptions): Promise<void> {
   const { events, rejected, skipped } = await readEvents(opts.files, opts.format);
   const result = replay(events, config.correlate.engine);
   for (const incident of result.incidents) {
-    const line = opts.explain ? { ...incident, explain: result.engine.explain(incident.id) } : incident;
+    const line = opts.explain ? { ...incident, explain: explainIncident(incident, result.engine.config) } : incident;
     process.stdout.write(`${JSON.stringify(line)}\n`);
   }
   if (opts.policyGaps) for (const gap of result.policyGaps) process.stdout.write(`${JSON.stringify(gap)}\n`);

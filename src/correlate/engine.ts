@@ -102,6 +102,7 @@ export class CorrelationEngine implements rules.RuleContext {
   private clock = 0;
   private lastSweep = 0;
   private readonly labelSources: ReadonlySet<string>;
+  private onForgotten: ((incident: Incident) => void) | undefined = undefined;
 
   constructor(config: CorrelationConfigInput = {}) {
     this.config = parseCorrelationConfig(config);
@@ -125,6 +126,11 @@ export class CorrelationEngine implements rules.RuleContext {
   advance(now: number): AdvanceResult {
     if (now > this.clock) this.clock = now;
     return this.sweep(this.clock);
+  }
+
+  /** Be handed the final view of each incident as it is forgotten (replay reports it still). */
+  whenForgotten(sink: (incident: Incident) => void): void {
+    this.onForgotten = sink;
   }
 
   /** Alias of `advance`. */
@@ -773,6 +779,7 @@ export class CorrelationEngine implements rules.RuleContext {
       if (!c.live && now - c.d.lastSeen > idleMs + retentionMs) {
         this.incidents.delete(id);
         forgotten.push(id);
+        this.onForgotten?.(c.view(this.config));
       }
     }
     this.stats.expired += expired;

@@ -5,7 +5,10 @@ import type { Incident } from './incident';
 import type { PolicyGapFinding } from './policy-gap';
 
 export interface ReplayResult {
-  /** Final state of every incident, oldest first. */
+  /**
+   * The latest version of every incident the run raised, oldest first, including those the engine
+   * had already forgotten (gone quiet and past their retention) by the end of a long recording.
+   */
   incidents: Incident[];
   /** Latest version of every policy-gap finding, in order of first report. */
   policyGaps: PolicyGapFinding[];
@@ -30,11 +33,20 @@ export function replay(events: readonly CordonEvent[], config: CorrelationConfig
   const engine = new CorrelationEngine(config);
   const changes: Change[] = [];
   const gaps = new Map<string, PolicyGapFinding>();
+  const raised = new Map<string, Incident>();
+  engine.whenForgotten((incident) => raised.set(incident.id, incident));
   for (const event of sortByTime(events)) {
     for (const change of engine.ingest(event)) {
       changes.push(change);
       if (change.type === 'policy_gap') gaps.set(change.finding.id, change.finding);
+      else raised.set(change.incident.id, change.incident);
     }
   }
-  return { incidents: engine.listIncidents(), policyGaps: [...gaps.values()], changes, engine };
+  // what the engine still holds is the newest (a quiet incident's last view); the rest it forgot
+  for (const incident of engine.listIncidents()) raised.set(incident.id, incident);
+  return { incidents: oldestFirst([...raised.values()]), policyGaps: [...gaps.values()], changes, engine };
+}
+
+function oldestFirst(incidents: Incident[]): Incident[] {
+  return incidents.sort((a, b) => a.firstSeen - b.firstSeen || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
