@@ -12,9 +12,7 @@ export function describeIssues(error: ZodError, prefix = ''): string {
     .join('; ');
 }
 
-// A key may be written with \u escapes ("\u005f_proto__"), which JSON.parse turns into a real
-// `__proto__` own key: any escape sends the document through the reviver too.
-const FORBIDDEN = /"(__proto__|constructor|prototype)"\s*:|\\u/;
+const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 export type JsonParse = { ok: true; value: unknown } | { ok: false; reason: string };
 
@@ -76,25 +74,58 @@ export function jsonLimitProblem(text: string, limits: JsonLimits): string | und
 }
 
 /**
- * JSON.parse that refuses documents over the size and depth limits, before parsing them, and
- * prototype-pollution keys anywhere in the document. The regex is a cheap pre-check; only
- * suspicious documents pay for the reviver.
+ * JSON.parse that refuses documents over the size limit before parsing them, and, in one walk of
+ * the parsed value, documents nested deeper than the depth limit and prototype-pollution keys
+ * anywhere (JSON.parse makes them own keys, however they were escaped). V8's JSON.parse does not
+ * recurse, so deep text is safe to parse; it is what would walk it afterwards that is not.
  */
 export function parseJson(text: string, limits: JsonLimits = DEFAULT_JSON_LIMITS): JsonParse {
-  const over = jsonLimitProblem(text, limits);
-  if (over) return { ok: false, reason: over };
+  const big = sizeProblem(text, limits.maxBytes);
+  if (big) return { ok: false, reason: big };
+  let value: unknown;
   try {
-    if (!FORBIDDEN.test(text)) return { ok: true, value: JSON.parse(text) };
-    let bad: string | undefined;
-    const value = JSON.parse(text, function (key, v) {
-      if (key === '__proto__' || key === 'constructor' || key === 'prototype') bad = key;
-      return v;
-    });
-    if (bad) return { ok: false, reason: `forbidden key "${bad}" (prototype pollution)` };
-    return { ok: true, value };
+    value = JSON.parse(text);
   } catch (err) {
     return { ok: false, reason: `malformed JSON: ${(err as Error).message}` };
   }
+  const problem = structureProblem(value, limits.maxDepth);
+  if (problem === TOO_DEEP) return { ok: false, reason: `too deep: nesting goes beyond ${limits.maxDepth} levels at offset ${nestingBeyond(text, limits.maxDepth)}` };
+  if (problem) return { ok: false, reason: `forbidden key "${problem}" (prototype pollution)` };
+  return { ok: true, value };
+}
+
+const TOO_DEEP = Symbol('too deep');
+
+/**
+ * TOO_DEEP when a container of the parsed value nests deeper than `max` (that wins), else the first
+ * forbidden key, else undefined. Iterative: an explicit stack, not the call stack.
+ */
+function structureProblem(root: unknown, max: number): typeof TOO_DEEP | string | undefined {
+  let forbidden: string | undefined;
+  const values: unknown[] = [root];
+  const depths: number[] = [1];
+  while (values.length > 0) {
+    const v = values.pop();
+    const depth = depths.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return TOO_DEEP;
+    if (Array.isArray(v)) {
+      for (const child of v) {
+        if (typeof child !== 'object' || child === null) continue;
+        values.push(child);
+        depths.push(depth + 1);
+      }
+      continue;
+    }
+    for (const key in v) {
+      if (forbidden === undefined && FORBIDDEN_KEYS.has(key)) forbidden = key;
+      const child = (v as Record<string, unknown>)[key];
+      if (typeof child !== 'object' || child === null) continue;
+      values.push(child);
+      depths.push(depth + 1);
+    }
+  }
+  return forbidden;
 }
 
 /**

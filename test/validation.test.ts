@@ -2,7 +2,7 @@ import { deeperThan, nestingBeyond, parseJson, parseYaml } from '../src/validati
 
 const deepArray = (n: number) => '['.repeat(n) + ']'.repeat(n);
 
-describe('JSON nesting, scanned before parsing', () => {
+describe('JSON nesting, counted in brackets of the text', () => {
   it.each([
     ['[]', 1, -1],
     ['[[]]', 1, 1],
@@ -16,20 +16,51 @@ describe('JSON nesting, scanned before parsing', () => {
     expect(nestingBeyond(text, max)).toBe(at);
   });
 
-  it('refuses a 100k-deep document before JSON.parse, with the limit and the offset', () => {
+  it('refuses a 100k-deep document, with the limit and the offset', () => {
     expect(parseJson(deepArray(100_000))).toEqual({ ok: false, reason: 'too deep: nesting goes beyond 64 levels at offset 64' });
     expect(parseJson(deepArray(64))).toMatchObject({ ok: true });
     expect(parseJson(deepArray(65))).toMatchObject({ ok: false, reason: /^too deep/ });
     expect(parseJson(deepArray(10), { maxDepth: 8, maxBytes: 1024 })).toMatchObject({ ok: false, reason: /beyond 8 levels at offset 8/ });
   });
 
-  it('refuses deep documents that would go through the reviver (a \\u escape) the same way', () => {
+  it('refuses deep documents with \\u escapes the same way', () => {
     const text = `{"k\\u0041":${deepArray(100_000)}}`;
     expect(parseJson(text)).toEqual({ ok: false, reason: 'too deep: nesting goes beyond 64 levels at offset 74' });
   });
 
+  it('refuses deep nesting under an object key and inside an array after a long flat prefix', () => {
+    const flat = Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`k${i}`, i]));
+    expect(parseJson(JSON.stringify({ ...flat, deep: JSON.parse(deepArray(65)) as unknown }))).toMatchObject({ ok: false, reason: /^too deep: nesting goes beyond 64 levels at offset \d+$/ });
+    expect(parseJson(JSON.stringify([...Array.from({ length: 500 }, (_, i) => i), JSON.parse(deepArray(64)) as unknown]))).toMatchObject({ ok: false });
+    expect(parseJson(JSON.stringify([JSON.parse(deepArray(63)) as unknown]))).toMatchObject({ ok: true });
+  });
+
+  it('a deep document that also holds a forbidden key is refused as too deep', () => {
+    expect(parseJson(`{"__proto__":1,"a":${deepArray(100)}}`)).toMatchObject({ ok: false, reason: /^too deep/ });
+  });
+
   it('refuses a document over the size limit', () => {
     expect(parseJson(`["${'x'.repeat(2000)}"]`, { maxDepth: 64, maxBytes: 1024 })).toMatchObject({ ok: false, reason: /^too large: over 1024 bytes/ });
+  });
+});
+
+describe('JSON prototype-pollution keys, found in the parsed value', () => {
+  it.each([
+    ['{"__proto__":{"admin":true}}', '__proto__'],
+    ['{"a":[{"b":{"constructor":{"prototype":{}}}}]}', 'constructor'],
+    ['{"x":1,"prototype":2}', 'prototype'],
+    ['{"\\u005f_proto__":{"admin":true}}', '__proto__'], // escaped in the text, a real own key once parsed
+    ['[1,2,{"k":[{"\\u0063onstructor":0}]}]', 'constructor'],
+  ])('%s is refused, naming %s', (text, key) => {
+    expect(parseJson(text)).toEqual({ ok: false, reason: `forbidden key "${key}" (prototype pollution)` });
+  });
+
+  it.each(['{"a":"__proto__"}', '{"note":"\\"constructor\\": 1"}', '["prototype"]', '{"constructors":1,"proto":2}'])('%s, where the words are values or other keys, is accepted', (text) => {
+    expect(parseJson(text)).toMatchObject({ ok: true });
+  });
+
+  it('malformed text is named by JSON.parse', () => {
+    expect(parseJson('{"a":')).toMatchObject({ ok: false, reason: /^malformed JSON: / });
   });
 });
 
