@@ -27,8 +27,8 @@ export interface StreamContext {
 
 export interface Normalizer {
   readonly format: Format;
-  /** Cheap test whether a record looks like this format, for per-record detection. */
-  detect(record: RawRecord): boolean;
+  /** Cheap test whether a record looks like this format, for per-record detection (`ctx`: its stream's state). */
+  detect(record: RawRecord, ctx?: StreamContext): boolean;
   normalize(record: RawRecord, ctx: StreamContext): Outcome;
 }
 

@@ -14,7 +14,8 @@ export const NORMALIZERS: Readonly<Record<Format, Normalizer>> = { wfp, hubble, 
 
 /**
  * Detection order for `auto`: most specific first. Cordon's own JSON before the vendors (its
- * `action: "denied"` is not Calico's `action: "deny"`), the one text format last.
+ * `action: "denied"` is not Calico's `action: "deny"`), the text formats last (Zeek TSV only once
+ * its stream has given a Zeek header).
  */
 const DETECTION_ORDER: readonly Normalizer[] = [cordon, hubble, calico, illumio, zeek, wfp, vpcflow];
 
@@ -38,8 +39,8 @@ export function detectFormat(record: RawRecord): Format | undefined {
   return detect(record)?.format;
 }
 
-function detect(record: RawRecord): Normalizer | undefined {
-  for (const n of DETECTION_ORDER) if (n.detect(record)) return n;
+function detect(record: RawRecord, ctx?: StreamContext): Normalizer | undefined {
+  for (const n of DETECTION_ORDER) if (n.detect(record, ctx)) return n;
   return undefined;
 }
 
@@ -100,7 +101,7 @@ export function intake(text: string, given: Normalizer | undefined, ctx: StreamC
   const problem = sizeProblem(text, maxBytes) ?? encodingCheck(text);
   if (problem) return reject(problem);
   const record: RawRecord = { text };
-  if (format === 'auto' ? looksLikeJson(text) : format !== 'vpcflow') {
+  if (format === 'auto' || format === 'zeek' ? looksLikeJson(text) : format !== 'vpcflow') {
     const parsed = parseJson(text, { maxBytes, maxDepth: options.maxDepth ?? DEFAULT_JSON_LIMITS.maxDepth });
     if (!parsed.ok) {
       const reason = escapeInvisible(parsed.reason); // V8 quotes a snippet of the input
@@ -108,7 +109,7 @@ export function intake(text: string, given: Normalizer | undefined, ctx: StreamC
     }
     record.json = parsed.value;
   }
-  const normalizer = given ?? detect(record);
+  const normalizer = given ?? detect(record, ctx);
   if (!normalizer) return reject(describeUnknown(record));
   return normalizer.normalize(record, ctx);
 }

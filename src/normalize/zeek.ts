@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { Name, Port, type Flow } from '../events';
-import { events, reject, skip, type Normalizer, type Outcome, type RawRecord } from './normalizer';
+import { events, reject, skip, type Normalizer, type Outcome, type RawRecord, type StreamContext } from './normalizer';
 import { CanonIp, EpochSeconds, IsoTime, eventId, isGroupAddress, isJsonObject, protocolFromText, rejectReason } from './common';
 import { FieldCheck, valueSet } from './fast';
+import { hasZeekHeader, isZeekHeaderLine, readTsvLine } from './zeek-tsv';
 
 /**
  * Zeek conn.log, JSON lines: Zeek's own `id.orig_h` keys or the flattened `id_orig_h` keys some
@@ -21,6 +22,9 @@ import { FieldCheck, valueSet } from './fast';
  *
  * Id: `zeek:<uid>`. Time: `ts` (connection start; epoch seconds, or ISO-8601). No identities:
  * conn.log knows addresses only. Observer: the sensor (`@system` / `_system_name`), else "zeek".
+ *
+ * Zeek's default TSV conn.log is read too (zeek-tsv.ts): each record becomes the object the JSON
+ * writer would have written, and is decided the same way.
  */
 
 const CONN_STATES = ['S0', 'S1', 'S2', 'S3', 'SF', 'REJ', 'RSTO', 'RSTR', 'RSTOS0', 'RSTRH', 'SH', 'SHR', 'OTH'] as const;
@@ -108,8 +112,13 @@ function fastZeek(record: RawRecord, json: Record<string, unknown>, dotted: bool
   return c.doubt ? undefined : toFlow(record, common, origH, origP, respH, respP);
 }
 
-function normalizeWith(record: RawRecord, fast: boolean): Outcome {
-  const json = record.json;
+function normalizeWith(record: RawRecord, ctx: StreamContext, fast: boolean): Outcome {
+  let json = record.json;
+  if (json === undefined) {
+    const tsv = readTsvLine(record.text, ctx);
+    if (tsv.kind === 'outcome') return tsv.outcome;
+    json = tsv.json;
+  }
   if (!isJsonObject(json)) return reject('zeek: expected a JSON object');
   const dotted = 'id.orig_h' in json;
   const done = fast ? fastZeek(record, json, dotted) : undefined;
@@ -126,12 +135,17 @@ function normalizeWith(record: RawRecord, fast: boolean): Outcome {
   return toFlow(record, r, r.id_orig_h, r.id_orig_p, r.id_resp_h, r.id_resp_p);
 }
 
-const detect = (record: RawRecord): boolean => {
+const detect = (record: RawRecord, ctx?: StreamContext): boolean => {
   const j = record.json;
+  if (j === undefined) return isZeekHeaderLine(record.text) || hasZeekHeader(ctx);
   return isJsonObject(j) && 'uid' in j && 'ts' in j && ('id.orig_h' in j || 'id_orig_h' in j);
 };
 
-export const zeek: Normalizer = { format: 'zeek', detect, normalize: (record) => normalizeWith(record, true) };
+export const zeek: Normalizer = { format: 'zeek', detect, normalize: (record, ctx) => normalizeWith(record, ctx, true) };
 
 /** The same normalizer with zod alone deciding: the reference the fast path is tested and measured against. */
-export const zeekSchemaOnly: Normalizer = { format: 'zeek', detect, normalize: (record) => normalizeWith(record, false) };
+export const zeekSchemaOnly: Normalizer = {
+  format: 'zeek',
+  detect,
+  normalize: (record, ctx) => normalizeWith(record, ctx, false),
+};
