@@ -1,8 +1,10 @@
 import type { z } from 'zod';
 import { loadConfig, type Config } from '../config';
 
+/** A usage or input error: the command prints the message alone and exits with `exitCode`. */
 export class CliError extends Error {
   override name = 'CliError';
+  readonly exitCode: number = 2;
 }
 
 /** Validates a command's options with zod; an error names the flag, the value and what was expected. */
