@@ -10,6 +10,7 @@ import {
   protocolFromText,
   protocolName,
   rejectReason,
+  show,
   textHash,
 } from './common';
 
@@ -31,6 +32,20 @@ import {
  *   record's action, highest index first; staged policies are ignored.
  * - Observer: `host` (the node that reported it), else "calico". Id: hash of the record text.
  */
+
+/**
+ * Who reported the flow: `src`, `dst`, `fwd` (a host endpoint that forwarded it, with
+ * applyOnForward policies) or, for a flow aggregated over reporters, a list such as `dst, fwd`.
+ * The record's action is the verdict either way; the reporter decides nothing else here.
+ */
+const REPORTERS = new Set(['src', 'dst', 'fwd']);
+const Reporter = z.string().refine(
+  (s) => {
+    const parts = s.split(',').map((p) => p.trim());
+    return parts.length <= 3 && parts.every((p) => REPORTERS.has(p)) && new Set(parts).size === parts.length;
+  },
+  { error: (iss) => `expected src, dst, fwd or a comma-separated list of them, got ${show(iss.input)}` },
+);
 
 /** `{"labels": ["app=web"]}`, or "-" / null when aggregated. */
 const CalicoLabels = z
@@ -56,7 +71,7 @@ const CalicoRecord = z.object({
   dest_labels: CalicoLabels.optional(),
   dest_name_aggr: Name.optional(),
   source_name_aggr: Name.optional(),
-  reporter: z.enum(['src', 'dst']),
+  reporter: Reporter,
   host: Name.optional(),
   policies: z
     .object({ all_policies: z.array(Name).nullish(), enforced_policies: z.array(Name).nullish() })

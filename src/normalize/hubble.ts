@@ -13,8 +13,9 @@ import { FieldCheck } from './fast';
  *   denial (Cilium sets no drop reason on those) -> DeniedFlow too;
  * - AUDIT (policy audit mode: would have been dropped) -> DeniedFlow marked
  *   `policy.id = "hubble:audit"`, the same convention as Illumio's potentially_blocked;
- * - FORWARDED / REDIRECTED (to the proxy) -> AllowedFlow, except reply packets (is_reply),
- *   which would read as a flow from the server to the client's ephemeral port;
+ * - FORWARDED / REDIRECTED (to the proxy) -> AllowedFlow, except reply packets (is_reply, or
+ *   the deprecated `reply` of older Hubble when is_reply is absent; Cilium's flow API: "use
+ *   is_reply instead"), which would read as a flow from the server to the client's ephemeral port;
  * - any other drop (CT_MAP_INSERTION_FAILED, INVALID_SOURCE_IP, ...), TRACED, TRANSLATED,
  *   ERROR, lost_events / node_status messages, flows without an IP layer -> skip.
  *
@@ -64,6 +65,7 @@ const HubbleFlow = z.object({
   Type: z.string().optional(),
   node_name: Name.optional(),
   is_reply: z.boolean().optional(),
+  reply: z.boolean().optional(),
   egress_denied_by: z.array(z.object({ name: Name, namespace: Name.optional() })).optional(),
   ingress_denied_by: z.array(z.object({ name: Name, namespace: Name.optional() })).optional(),
 });
@@ -123,7 +125,11 @@ interface VerdictFields {
   drop_reason?: unknown;
   Type?: unknown;
   is_reply?: unknown;
+  reply?: unknown;
 }
+
+/** is_reply when present; else the deprecated `reply` (which cannot tell false from absent). */
+const isReply = (f: VerdictFields): boolean => (f.is_reply === undefined ? f.reply === true : f.is_reply === true);
 
 /**
  * What a flow means, from the fields that decide it. Run on the raw JSON before validation:
@@ -141,7 +147,7 @@ function verdict(f: VerdictFields): Verdict {
       return DENIED_AUDIT;
     case 'FORWARDED':
     case 'REDIRECTED':
-      return f.is_reply === true ? REPLY : ALLOWED;
+      return isReply(f) ? REPLY : ALLOWED;
     default:
       return { skip: `hubble: verdict ${show(f.verdict)} is neither a denial nor a forwarded flow` };
   }
@@ -196,6 +202,7 @@ function fastFlow(c: FieldCheck, v: unknown): HubbleFlow {
     Type: c.optString(f.Type),
     node_name: c.optName(f.node_name),
     is_reply: c.optBoolean(f.is_reply),
+    reply: c.optBoolean(f.reply),
     egress_denied_by: fastDeniedBy(c, f.egress_denied_by),
     ingress_denied_by: fastDeniedBy(c, f.ingress_denied_by),
   };
