@@ -13,7 +13,9 @@ import { peakRss } from './rss';
  * `noop` is a kafkajs consumer that does nothing per message (the client's ceiling);
  * `ingest` is Cordon's intake on a kafkajs consumer: decode, validate, normalize, dead-letter;
  * `correlate` is the whole correlator stage: the same, plus the correlation engine and snapshots.
- * Prints one JSON line: records, seconds from first to last record, records/s, peak RSS.
+ * Prints one JSON line: records, seconds from first to last record, records/s, CPU µs a record
+ * over the same span (the process's own accounting: stable while other processes share the
+ * cores), peak RSS.
  */
 async function main(): Promise<void> {
   const [mode, configJson, countArg] = process.argv.slice(2);
@@ -37,21 +39,20 @@ async function consume(kafka: Kafka, config: Config, total: number, perBatch: (b
   await consumer.connect();
   await consumer.subscribe({ topics: config.kafka.inputs.map((i) => i.topic), fromBeginning: true });
   let count = 0;
-  let first = 0;
-  let last = 0;
+  const span = new Span();
   await new Promise<void>((resolve) => {
     void consumer.run({
       eachBatch: async ({ batch }) => {
-        if (first === 0) first = performance.now();
+        span.begin();
         await perBatch(batch);
         count += batch.messages.length;
-        last = performance.now();
+        span.end();
         if (count >= total) resolve();
       },
     });
   });
   await consumer.disconnect();
-  return summary(count, first, last);
+  return span.summary(count);
 }
 
 async function ingest(kafka: Kafka, config: Config, total: number, log: Log) {
@@ -73,23 +74,43 @@ async function correlate(kafka: Kafka, config: Config, total: number, log: Log) 
   const redis = new Redis(config.redis.url);
   const correlator = new Correlator({ kafka, redis, config, log, metrics });
   await correlator.start();
-  let first = 0;
+  const span = new Span();
   let count = 0;
   for (;;) {
     count = (await metrics.ingestRecords.get()).values.reduce((n, v) => n + v.value, 0);
-    if (count > 0 && first === 0) first = performance.now();
+    if (count > 0) span.begin();
     if (count >= total) break;
     await new Promise((r) => setTimeout(r, 10));
   }
-  const last = performance.now();
+  span.end();
   await correlator.stop();
   redis.disconnect();
-  return { ...summary(count, first, last), entities: correlator.engine.size.entities };
+  return { ...span.summary(count), entities: correlator.engine.size.entities };
 }
 
-function summary(count: number, first: number, last: number) {
-  const seconds = (last - first) / 1000;
-  return { records: count, seconds, perSecond: count / seconds };
+/** Wall clock and this process's CPU from the first record to the last. */
+class Span {
+  private first = 0;
+  private last = 0;
+  private cpu0: NodeJS.CpuUsage | undefined;
+  private cpu: NodeJS.CpuUsage | undefined;
+
+  begin(): void {
+    if (this.first !== 0) return;
+    this.first = performance.now();
+    this.cpu0 = process.cpuUsage();
+  }
+
+  end(): void {
+    this.last = performance.now();
+    this.cpu = process.cpuUsage(this.cpu0);
+  }
+
+  summary(count: number) {
+    const seconds = (this.last - this.first) / 1000;
+    const cpuUs = this.cpu ? this.cpu.user + this.cpu.system : 0;
+    return { records: count, seconds, perSecond: count / seconds, cpuUsPerRecord: cpuUs / count };
+  }
 }
 
 void main();
