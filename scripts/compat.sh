@@ -26,6 +26,7 @@ readonly SUITES=(
   test/contain/containment.test.ts
   test/service.test.ts
   test/siem/service.test.ts
+  test/siem/elastic-security.test.ts
   test/kafka-security.test.ts
 )
 existing=()

@@ -14,6 +14,9 @@ const IndexPrefix = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]{0,200}$/, 'expected a lowercase Elasticsearch index prefix ([a-z0-9._-], not starting with . _ or -)');
 
+/** The namespace of Elastic's `logs-<dataset>-<namespace>` naming scheme: lowercase, no `-`, at most 100 characters. */
+const Namespace = z.string().regex(/^[a-z0-9][a-z0-9_.]{0,99}$/, 'expected an Elastic namespace ([a-z0-9_.], no "-", at most 100 characters)');
+
 const Tls = z
   .object({
     /** PEM file with the CA that signed the server certificate (a private CA, Splunk's default cert, ...). */
@@ -35,6 +38,8 @@ export const ElasticsearchSiemObject = z.object({
   url: HttpUrl.default('http://127.0.0.1:9200'),
   /** Indices and templates are `<prefix>-incidents`, `<prefix>-ledger`, `<prefix>-dlq`, `<prefix>-findings`. */
   indexPrefix: IndexPrefix.default('cordon'),
+  /** Each index also answers as `logs-cordon.<dataset>-<namespace>` (logs-cordon.incident-default, ...). */
+  namespace: Namespace.default('default'),
   auth: z
     .union([
       z.object({ apiKey: z.string().min(1) }),
@@ -174,6 +179,7 @@ export type SiemConfig = z.infer<typeof SiemConfig>;
 export const SIEM_ENV: Record<string, { path: string[]; type: 'string' | 'number' | 'list' | 'boolean' }> = {
   CORDON_ES_ENABLED: { path: ['elasticsearch', 'enabled'], type: 'boolean' },
   CORDON_ES_INDEX_PREFIX: { path: ['elasticsearch', 'indexPrefix'], type: 'string' },
+  CORDON_ES_NAMESPACE: { path: ['elasticsearch', 'namespace'], type: 'string' },
   CORDON_ES_API_KEY: { path: ['elasticsearch', 'auth', 'apiKey'], type: 'string' },
   CORDON_SPLUNK_ENABLED: { path: ['splunk', 'enabled'], type: 'boolean' },
   CORDON_SPLUNK_HEC_URL: { path: ['splunk', 'hecUrl'], type: 'string' },

@@ -17,8 +17,15 @@ import {
 
 /**
  * Cordon's documents in the Elastic Common Schema, and the index templates that map them.
- * Pure: the writer (elasticsearch.ts) does the I/O. Field names follow ECS 8.x; what ECS has no
+ * Pure: the writer (elasticsearch.ts) does the I/O. Field names and types follow ECS 8.x (the
+ * types as in elastic/ecs generated/elasticsearch/composable/component/*.json); what ECS has no
  * name for lives under `cordon.*`, in snake_case like ECS itself.
+ *
+ * Each kind is written to a concrete index (`<prefix>-incidents`, ...) that its template gives an
+ * alias in Elastic's naming scheme, `logs-<dataset>-<namespace>` (`logs-cordon.incident-default`),
+ * so the `logs-*` pattern of Elastic Security's default data view and of its External Alerts rule
+ * reads Cordon's alerts with no setup. An alias rather than a data stream: incidents and findings
+ * are replaced by newer versions under one `_id`, which a data stream does not allow.
  *
  * The mappings are `dynamic: strict`: a document with a field the template does not know is
  * refused (and lands in the writer's `failed` list) instead of silently growing the mapping.
@@ -28,10 +35,23 @@ import {
 
 export const ECS_VERSION = '8.11.0';
 /** Bumped whenever a mapping below changes; stored as the template's `version`. */
-export const TEMPLATE_VERSION = 1;
+export const TEMPLATE_VERSION = 2;
 
 export const DOC_KINDS = ['incident', 'ledger', 'dead_letter', 'finding'] as const;
 export type DocKind = (typeof DOC_KINDS)[number];
+
+/** `event.dataset` of each kind: the dataset part of its `logs-<dataset>-<namespace>` alias. */
+export const DATASETS: Readonly<Record<DocKind, string>> = {
+  incident: 'cordon.incident',
+  ledger: 'cordon.ledger',
+  dead_letter: 'cordon.dlq',
+  finding: 'cordon.finding',
+};
+
+/** Elastic's data stream naming scheme; the namespace is `default` unless configured. */
+export function aliasName(kind: DocKind, namespace = 'default'): string {
+  return `logs-${DATASETS[kind]}-${namespace}`;
+}
 
 /** Index (and template) name of each kind under a prefix: `cordon-incidents`, `cordon-ledger`, ... */
 export function indexName(prefix: string, kind: DocKind): string {
@@ -56,6 +76,8 @@ export interface EsAction {
 
 const keyword = { type: 'keyword', ignore_above: 1024 } as const;
 const text = { type: 'text' } as const;
+/** What ECS maps `message` and `error.message` as; `text` where the cluster lacks the mapper-extras module. */
+type MessageType = 'match_only_text' | 'text';
 const long = { type: 'long' } as const;
 const float = { type: 'float' } as const;
 const date = { type: 'date' } as const;
@@ -66,9 +88,9 @@ const stored = { type: 'object', enabled: false } as const;
 const original = { type: 'keyword', index: false, doc_values: false } as const;
 const obj = (properties: Record<string, unknown>) => ({ type: 'object', properties });
 
-const ecsBase = {
+const ecsBase = (message: MessageType) => ({
   '@timestamp': date,
-  message: text,
+  message: { type: message },
   tags: keyword,
   ecs: obj({ version: keyword }),
   event: obj({
@@ -90,11 +112,12 @@ const ecsBase = {
     reason: keyword,
     outcome: keyword,
     reference: keyword,
+    ingested: date,
     original,
   }),
   observer: obj({ vendor: keyword, product: keyword, type: keyword, name: keyword }),
   related: obj({ ip, hosts: keyword, user: keyword, hash: keyword }),
-};
+});
 
 const endpoint = obj({ ip, address: keyword, domain: keyword, port: long });
 
@@ -109,7 +132,7 @@ const threat = obj({
   tactic: obj({ id: keyword, name: keyword, reference: keyword }),
 });
 
-const rule = obj({ name: keyword, id: keyword, ruleset: keyword, category: keyword, description: text });
+const rule = obj({ name: keyword, id: keyword, ruleset: keyword, category: keyword });
 
 const entity = obj({
   key: keyword,
@@ -121,9 +144,9 @@ const entity = obj({
   position: keyword,
 });
 
-const MAPPINGS: Record<DocKind, Record<string, unknown>> = {
+const mappings = (message: MessageType): Record<DocKind, Record<string, unknown>> => ({
   incident: {
-    ...ecsBase,
+    ...ecsBase(message),
     rule,
     threat,
     source: endpoint,
@@ -143,6 +166,8 @@ const MAPPINGS: Record<DocKind, Record<string, unknown>> = {
         last_seen: date,
         summary: text,
         techniques: keyword,
+        ports: long,
+        targets: keyword,
         entities: entity,
         counters: obj({ denied: long, allowed: long, anomalies: long, entities_dropped: long }),
         evidence: obj({ total: long, dropped: long, rules: keyword, by_rule: stored, items: stored }),
@@ -151,7 +176,7 @@ const MAPPINGS: Record<DocKind, Record<string, unknown>> = {
     }),
   },
   ledger: {
-    ...ecsBase,
+    ...ecsBase(message),
     cordon: obj({
       ledger: obj({
         seq: long,
@@ -169,8 +194,8 @@ const MAPPINGS: Record<DocKind, Record<string, unknown>> = {
     }),
   },
   dead_letter: {
-    ...ecsBase,
-    error: obj({ message: text, type: keyword }),
+    ...ecsBase(message),
+    error: obj({ message: { type: message }, type: keyword }),
     cordon: obj({
       source: obj({
         topic: keyword,
@@ -187,7 +212,7 @@ const MAPPINGS: Record<DocKind, Record<string, unknown>> = {
     }),
   },
   finding: {
-    ...ecsBase,
+    ...ecsBase(message),
     rule,
     source: endpoint,
     destination: endpoint,
@@ -207,16 +232,21 @@ const MAPPINGS: Record<DocKind, Record<string, unknown>> = {
       }),
     }),
   },
-};
+});
 
 export interface TemplateOptions {
   numberOfShards?: number;
   numberOfReplicas?: number;
+  /** The namespace of the `logs-<dataset>-<namespace>` aliases. */
+  namespace?: string;
+  /** False on a cluster without the mapper-extras module (no `match_only_text`): messages map as `text`. */
+  matchOnlyText?: boolean;
 }
 
 /** The composable index template of one kind (core API `PUT _index_template/<name>`). */
 export function indexTemplate(prefix: string, kind: DocKind, opts: TemplateOptions = {}) {
   const name = indexName(prefix, kind);
+  const message: MessageType = opts.matchOnlyText === false ? 'text' : 'match_only_text';
   return {
     name,
     index_patterns: [name, `${name}-*`],
@@ -229,10 +259,11 @@ export function indexTemplate(prefix: string, kind: DocKind, opts: TemplateOptio
         number_of_shards: opts.numberOfShards ?? 1,
         number_of_replicas: opts.numberOfReplicas ?? 0,
       },
+      aliases: { [aliasName(kind, opts.namespace)]: {} },
       mappings: {
         dynamic: 'strict',
         _meta: { ecs_version: ECS_VERSION, template_version: TEMPLATE_VERSION },
-        properties: MAPPINGS[kind],
+        properties: mappings(message)[kind],
       },
     },
   };
@@ -292,9 +323,61 @@ function threatOf(techniques: readonly string[]) {
   });
 }
 
+/**
+ * An entity as ECS `*.address`: its name, else its address, else its key without the kind
+ * (`pod:shop/cart-7f9c` -> `shop/cart-7f9c`); never the internal `ip:10.0.0.5` form.
+ */
+export function entityAddress(e: { key: string; name?: string; ip?: string }): string {
+  if (e.name) return e.name;
+  if (validIp(e.ip)) return e.ip;
+  const fromKey = ipOfKey(e.key);
+  if (fromKey) return fromKey;
+  const colon = e.key.indexOf(':');
+  return colon > 0 && colon < e.key.length - 1 ? e.key.slice(colon + 1) : e.key;
+}
+
+function entityIp(e: { key: string; ip?: string }): string | undefined {
+  return validIp(e.ip) ? e.ip : ipOfKey(e.key);
+}
+
+/** Elastic's risk score bands (Kibana: low 0-21, medium 22-47, high 48-73, critical 74-100). */
+const RISK_BANDS: Readonly<Record<Incident['severity'], readonly [number, number]>> = {
+  low: [0, 21],
+  medium: [22, 47],
+  high: [48, 73],
+  critical: [74, 100],
+};
+
+/**
+ * `event.risk_score`, bounded 0-100 as Kibana requires: inside the band of the incident's
+ * severity (so the alert's risk and severity agree), placed in it by the confidence (0..1).
+ */
+export function riskScore(severity: Incident['severity'], confidence: number): number {
+  const [lo, hi] = RISK_BANDS[severity];
+  const c = Number.isFinite(confidence) ? Math.min(1, Math.max(0, confidence)) : 0;
+  return Math.round(lo + c * (hi - lo));
+}
+
+/**
+ * The one destination ECS `destination.*` holds: the target of the busiest hop (most attempts,
+ * the first such hop on a tie) and its most attempted port. Every target and port of the
+ * campaign stays in `related.*` and `cordon.incident.{targets,ports}`.
+ */
+export function primaryDestination(incident: Incident): { entity?: Incident['entities'][number]; port?: number } {
+  const edges = incident.path.edges;
+  if (edges.length === 0) return { entity: parties(incident).targets[0] };
+  const busiest = edges.reduce((best, e) => (e.denied + e.allowed > best.denied + best.allowed ? e : best), edges[0]!);
+  const entity = incident.entities.find((e) => e.key === busiest.to);
+  const byPort = incident.evidence.items.filter((i) => i.dst === busiest.to && i.port !== undefined && busiest.ports.includes(i.port));
+  const top = byPort.reduce<(typeof byPort)[number] | undefined>((best, i) => (!best || i.count > best.count ? i : best), undefined);
+  return { entity, port: top?.port ?? [...busiest.ports].sort((a, b) => a - b)[0] };
+}
+
 /** An incident as an ECS alert; `_id` is the incident id, and a newer version replaces an older one. */
 export function incidentToEcs(incident: Incident): EsAction {
   const p = parties(incident);
+  const dest = primaryDestination(incident);
+  const risk = riskScore(incident.severity, incident.confidence);
   const doc = compact({
     '@timestamp': iso(incident.lastSeen),
     message: incident.summary,
@@ -305,24 +388,20 @@ export function incidentToEcs(incident: Incident): EsAction {
       type: ['info', 'denied'],
       action: STATUS_ACTION[incident.status],
       id: incident.id,
-      dataset: 'cordon.incident',
+      dataset: DATASETS.incident,
       module: 'cordon',
       severity: SEVERITY_NUMBER[incident.severity],
-      risk_score: incident.score,
-      risk_score_norm: Math.round(incident.confidence * 100),
+      risk_score: risk,
+      risk_score_norm: risk,
       start: iso(incident.firstSeen),
       end: iso(incident.lastSeen),
     }),
     observer: OBSERVER,
-    rule: compact({ name: p.rules, ruleset: 'cordon', category: 'lateral_movement' }),
+    rule: { name: 'Cordon lateral movement', id: 'cordon:lateral_movement', ruleset: 'cordon', category: 'lateral_movement' },
     threat: threatOf(incident.techniques),
-    source: p.root ? compact({ ip: validIp(p.root.ip) ? p.root.ip : undefined, address: p.root.name ?? p.root.key }) : undefined,
-    destination: compact({
-      ip: p.targetIps,
-      address: unique(p.targets.map((e) => e.name ?? e.ip ?? e.key)),
-      port: p.ports,
-    }),
-    host: p.root ? compact({ name: p.root.name ?? p.root.ip ?? p.root.key, ip: validIp(p.root.ip) ? p.root.ip : undefined }) : undefined,
+    source: p.root ? compact({ ip: entityIp(p.root), address: entityAddress(p.root) }) : undefined,
+    destination: dest.entity ? compact({ ip: entityIp(dest.entity), address: entityAddress(dest.entity), port: dest.port }) : undefined,
+    host: p.root ? compact({ name: entityAddress(p.root), ip: entityIp(p.root) }) : undefined,
     related: compact({ ip: p.ips, hosts: p.hosts }),
     cordon: {
       incident: compact({
@@ -338,6 +417,8 @@ export function incidentToEcs(incident: Incident): EsAction {
         last_seen: iso(incident.lastSeen),
         summary: incident.summary,
         techniques: incident.techniques,
+        ports: p.ports,
+        targets: unique(p.targets.map(entityAddress)),
         entities: incident.entities.map((e) =>
           compact({
             key: e.key,
@@ -383,7 +464,7 @@ export function ledgerToEcs(record: LedgerRecordLike): EsAction {
       type: ['change'],
       action: record.action,
       id: record.hash,
-      dataset: 'cordon.ledger',
+      dataset: DATASETS.ledger,
       module: 'cordon',
       sequence: record.seq,
       reason: record.reason,
@@ -422,7 +503,7 @@ export function deadLetterToEcs(letter: DeadLetterLike, opts: { maxOriginalBytes
     ecs: { version: ECS_VERSION },
     event: compact({
       kind: 'pipeline_error',
-      dataset: 'cordon.dlq',
+      dataset: DATASETS.dead_letter,
       module: 'cordon',
       id: v.id,
       created: v.at,
@@ -462,19 +543,19 @@ export function findingToEcs(f: PolicyGapFinding): EsAction {
       type: ['denied'],
       action: 'policy-gap',
       id: f.id,
-      dataset: 'cordon.finding',
+      dataset: DATASETS.finding,
       module: 'cordon',
       severity: SEVERITY_NUMBER[f.severity],
       start: iso(f.firstSeen),
       end: iso(f.lastSeen),
     }),
     observer: OBSERVER,
-    rule: { name: ['policy_gap'], ruleset: 'cordon', category: 'policy_gap' },
-    source: compact({ ip: validIp(f.src.ip) ? f.src.ip : undefined, address: f.src.name ?? f.src.ip ?? f.src.key }),
-    destination: compact({ ip: validIp(f.dst.ip) ? f.dst.ip : undefined, address: f.dst.name ?? f.dst.ip ?? f.dst.key, port: f.port }),
+    rule: { name: 'Cordon policy gap', id: 'cordon:policy_gap', ruleset: 'cordon', category: 'policy_gap' },
+    source: compact({ ip: entityIp(f.src), address: entityAddress(f.src) }),
+    destination: compact({ ip: entityIp(f.dst), address: entityAddress(f.dst), port: f.port }),
     network: { transport: f.protocol },
     related: compact({
-      ip: unique([f.src.ip, f.dst.ip].filter(validIp)),
+      ip: unique([entityIp(f.src), entityIp(f.dst)].filter(validIp)),
       hosts: unique([f.src.name, f.dst.name].filter((n): n is string => !!n)),
     }),
     cordon: {
@@ -494,4 +575,10 @@ export function findingToEcs(f: PolicyGapFinding): EsAction {
   });
   // the last report is the newest: its lastSeen orders the versions
   return { kind: 'finding', id: f.id, op: 'index', version: f.lastSeen, doc };
+}
+
+/** `event.ingested`: when the document reaches Elasticsearch (the writer stamps it at each bulk). */
+export function withIngested(doc: Record<string, unknown>, now: number): Record<string, unknown> {
+  const event = (doc.event && typeof doc.event === 'object' ? doc.event : {}) as Record<string, unknown>;
+  return { ...doc, event: { ...event, ingested: iso(now) } };
 }

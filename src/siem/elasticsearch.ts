@@ -9,14 +9,17 @@ import { retry } from '../retry';
 import type { ElasticsearchSiemConfig } from './config';
 import {
   DOC_KINDS,
+  aliasName,
   deadLetterToEcs,
   findingToEcs,
   incidentToEcs,
   indexName,
   indexTemplates,
   ledgerToEcs,
+  withIngested,
   type DocKind,
   type EsAction,
+  type IndexTemplate,
 } from './ecs';
 import type { SiemDoc } from './inputs';
 import { Outbox, type FailedEntry } from './outbox';
@@ -92,6 +95,12 @@ export function toAction(doc: SiemDoc, opts: { maxOriginalBytes: number; now: nu
     case 'finding':
       return findingToEcs(doc.finding);
   }
+}
+
+/** True when every node has the module (`nodes info` lists modules by name). */
+export function nodesHaveModule(info: { nodes?: Record<string, { modules?: { name?: string }[] }> }, module: string): boolean {
+  const nodes = Object.values(info.nodes ?? {});
+  return nodes.length > 0 && nodes.every((n) => (n.modules ?? []).some((m) => m.name === module));
 }
 
 type Verdict = { outcome: 'written' | 'duplicate' } | { outcome: 'retry'; reason: string } | { outcome: 'failed'; reason: string; status: number };
@@ -177,14 +186,56 @@ export class SiemWriter {
     return this.outbox.consumer;
   }
 
-  /** Installs (or updates) the index templates. Idempotent; the flusher calls it before its first write. */
+  /** The `logs-<dataset>-<namespace>` alias each index answers to (what Elastic Security reads). */
+  aliasName(kind: DocKind): string {
+    return aliasName(kind, this.config.namespace);
+  }
+
+  /**
+   * Installs (or updates) the index templates, and brings indices created by an older template up
+   * to date: their alias, and the fields added since (mappings only grow). Idempotent; the flusher
+   * calls it before its first write.
+   */
   async installTemplates(): Promise<void> {
-    const templates = indexTemplates(this.config.indexPrefix, {
+    const opts = {
       numberOfShards: this.config.numberOfShards,
       numberOfReplicas: this.config.numberOfReplicas,
-    });
-    for (const t of templates) await this.client.indices.putIndexTemplate(t as Parameters<Client['indices']['putIndexTemplate']>[0]);
+      namespace: this.config.namespace,
+    };
+    const templates = indexTemplates(this.config.indexPrefix, { ...opts, matchOnlyText: await this.hasMatchOnlyText() });
+    // indices made by template version 1 have message fields as text, which cannot change in place
+    const asText = indexTemplates(this.config.indexPrefix, { ...opts, matchOnlyText: false });
+    for (const [i, t] of templates.entries()) {
+      await this.client.indices.putIndexTemplate(t as Parameters<Client['indices']['putIndexTemplate']>[0]);
+      await this.upgradeExisting(t, asText[i]!);
+    }
     this.templatesInstalled = true;
+  }
+
+  /** `match_only_text` comes with the mapper-extras module, which minimal distributions leave out. */
+  private async hasMatchOnlyText(): Promise<boolean> {
+    try {
+      const info = await this.client.nodes.info({ metric: 'plugins' });
+      const has = nodesHaveModule(info as Parameters<typeof nodesHaveModule>[0], 'mapper-extras');
+      if (!has) this.log.warn('elasticsearch has no mapper-extras module: message fields are mapped as text, not match_only_text');
+      return has;
+    } catch (err) {
+      this.log.warn({ err: describe(err) }, 'could not list the elasticsearch modules (cluster monitor privilege); assuming mapper-extras');
+      return true;
+    }
+  }
+
+  private async upgradeExisting(t: IndexTemplate, asText: IndexTemplate): Promise<void> {
+    const index = t.name;
+    if (!(await this.client.indices.exists({ index }))) return;
+    await this.client.indices.putAlias({ index, name: Object.keys(t.template.aliases)[0]! });
+    const put = (x: IndexTemplate) => this.client.indices.putMapping({ index, properties: x.template.mappings.properties as Record<string, never> });
+    try {
+      await put(t);
+    } catch (err) {
+      if (!(err instanceof errors.ResponseError) || err.statusCode !== 400) throw err;
+      await put(asText);
+    }
   }
 
   /** Queues documents durably: resolves once Redis has them. */
@@ -348,7 +399,7 @@ export class SiemWriter {
         meta.version = a.version;
         meta.version_type = 'external';
       }
-      operations.push({ [a.op]: meta }, a.doc);
+      operations.push({ [a.op]: meta }, withIngested(a.doc, this.now()));
     }
 
     const retryItems: string[] = [];
