@@ -11,7 +11,7 @@ import { loadPlaybooks, formatIssue } from '../src/playbook/load';
 import { presetConfig } from '../src/simulate/presets';
 import { Scenario } from '../src/simulate/scenario';
 import { buildAttack, decisiveIndex, type Attack } from './attack';
-import { mib } from './rss';
+import { cpuSecondsOf, mib, peakRssOf } from './rss';
 import { isolatedKafka } from './run-config';
 import { freePort, OUTPUT_DIR, startCordon, writeConfig, type CordonProcess } from './support/cordon-process';
 
@@ -230,17 +230,20 @@ async function produceBacklog(kafka: Kafka, config: Config, pool: PoolRecord[], 
 }
 
 /** How fast Cordon takes in the backlog: records consumed per second from its first sample to the last record. */
-async function measureDrain(cordon: CordonProcess, backlog: number): Promise<{ perSecond: number; seconds: number }> {
-  if (backlog === 0) return { perSecond: NaN, seconds: 0 };
-  const first = { at: Date.now(), consumed: await consumed(cordon) };
+/** Drain rate of the backlog, and Cordon's own CPU per event over the same span (its /proc accounting). */
+async function measureDrain(cordon: CordonProcess, backlog: number): Promise<{ perSecond: number; seconds: number; cpuUsPerEvent: number }> {
+  if (backlog === 0) return { perSecond: NaN, seconds: 0, cpuUsPerEvent: NaN };
+  const sample = async () => ({ at: Date.now(), consumed: await consumed(cordon), cpu: cpuSecondsOf(cordon.pid) });
+  const first = await sample();
   let last = first;
   while (last.consumed < backlog && Date.now() - first.at < 300_000) {
     await sleep(100);
-    last = { at: Date.now(), consumed: await consumed(cordon) };
+    last = await sample();
   }
   const seconds = (last.at - first.at) / 1000;
-  progress(`backlog drained: ${(last.consumed - first.consumed).toLocaleString()} records in ${seconds.toFixed(1)} s (${first.consumed.toLocaleString()} already in when it was ready)`);
-  return { perSecond: (last.consumed - first.consumed) / seconds, seconds };
+  const events = last.consumed - first.consumed;
+  progress(`backlog drained: ${events.toLocaleString()} records in ${seconds.toFixed(1)} s (${first.consumed.toLocaleString()} already in when it was ready)`);
+  return { perSecond: events / seconds, seconds, cpuUsPerEvent: ((last.cpu - first.cpu) * 1e6) / events };
 }
 
 /** One produce request per this many records keeps every partition's record batch well under the broker's limit. */
@@ -321,15 +324,10 @@ function ceiling(config: Config, run: string, total: number): { perSecond: numbe
   return JSON.parse(stdout.trim().split('\n').pop()!) as { perSecond: number; peakRss: number };
 }
 
-function peakRssOf(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
 interface Report {
   env: Env;
   backlog: { produced: number; perSecond: number };
-  drain: { perSecond: number; seconds: number };
+  drain: Awaited<ReturnType<typeof measureDrain>>;
   load: Awaited<ReturnType<typeof produce>>;
   drained: { at: number; consumed: number };
   rss: number;
@@ -350,6 +348,7 @@ function report({ env, backlog, drain, load, drained, rss, noop, attacks }: Repo
   const rows: Array<[string, string]> = [
     ['backlog drain', `${fmt(drain.perSecond)} events/s (${backlog.produced.toLocaleString()} records queued before start, producer idle; ${drain.seconds.toFixed(1)} s)`],
     ['ratio drain/ceiling', (drain.perSecond / noop.perSecond).toFixed(2)],
+    ['cordon CPU per event', `${drain.cpuUsPerEvent.toFixed(1)} µs (draining the backlog, from /proc/<pid>/stat; target <= 10 µs: ${drain.cpuUsPerEvent <= 10 ? 'MET' : 'MISSED'})`],
     ['offered load', `${fmt(offered)} records/s for ${env.BENCH_SECONDS} s (${load.produced.toLocaleString()} records, pool of ${env.BENCH_POOL.toLocaleString()})`],
     ['cordon sustained', `${fmt(sustained)} events/s while loaded (lag at end of load ${lagAtEnd.toLocaleString()} records; all drained at ${fmt(overall)} records/s)`],
     ['kafkajs no-op ceiling', `${fmt(noop.perSecond)} records/s (same records, same run), peak RSS ${mib(noop.peakRss)}`],
