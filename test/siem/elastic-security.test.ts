@@ -1,4 +1,4 @@
-import type { Client } from '@elastic/elasticsearch';
+import type { Client, estypes } from '@elastic/elasticsearch';
 import Redis from 'ioredis';
 import { ElasticsearchSiemConfig } from '../../src/siem/config';
 import { DOC_KINDS, type DocKind } from '../../src/siem/ecs';
@@ -17,7 +17,7 @@ import { sampleFinding, sampleIncident, sampleLedger } from './fixtures';
 const EXTERNAL_ALERTS_INDEX = ['apm-*-transaction*', 'traces-apm*', 'auditbeat-*', 'filebeat-*', 'logs-*', 'packetbeat-*', 'winlogbeat-*'];
 // event.kind:alert and not event.module:(endgame or endpoint or cloud_defend) and
 //   not data_stream.dataset:(m365_defender.alert or m365_defender.incident), as the query DSL Kibana sends
-const EXTERNAL_ALERTS_QUERY = {
+const EXTERNAL_ALERTS_QUERY: estypes.QueryDslQueryContainer = {
   bool: {
     filter: [{ term: { 'event.kind': 'alert' } }, { range: { 'event.ingested': { gte: 'now-2m', lte: 'now' } } }],
     must_not: [
