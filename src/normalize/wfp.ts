@@ -17,12 +17,14 @@ import {
   textHash,
 } from './common';
 import { FieldCheck, valueSet } from './fast';
+import { inRecordPaths, isWinlogbeat, windowsLayout, type WindowsLayout } from './winlog';
 
 /**
- * Windows network telemetry in the NXLog JSON form (the OTRF lateral-movement recordings):
+ * Windows network telemetry in the NXLog JSON form (the OTRF lateral-movement recordings), and in
+ * Winlogbeat's / Elastic Agent's layouts (7+ and 6), brought to NXLog's by winlog.ts:
  *
- * - Security 5157, the Windows Filtering Platform blocked a connection -> DeniedFlow
- *   (policy = the WFP filter run-time id that blocked it);
+ * - Security 5157, the Windows Filtering Platform blocked a connection, and 5152, WFP blocked a
+ *   packet -> DeniedFlow (policy = the WFP filter run-time id that blocked it);
  * - Security 5156, WFP permitted a connection -> AllowedFlow;
  * - Sysmon 3, network connection -> AllowedFlow;
  * - any other event -> skip.
@@ -38,7 +40,10 @@ import { FieldCheck, valueSet } from './fast';
  * address to itself (loopback, ::1) names the host on both sides.
  *
  * Time: `@timestamp` (UTC, the time the ground truth of the recordings uses), else
- * `TimeCreated`, else Sysmon's `UtcTime`. `EventTime` is local time without a zone: never used.
+ * `TimeCreated` (Winlogbeat: `winlog.time_created`), else Sysmon's `UtcTime`, else NXLog's
+ * `EventTime` when it carries a zone ("2020-09-17 17:31:45-04:00", or ISO-8601 with a zone, as
+ * NXLog writes it with a DateFormat that has one). NXLog's default EventTime is local time
+ * without a zone: it cannot be placed in time, and a record with no other time is refused.
  * Id: `wfp:<fqdn>:<RecordNumber>` (Sysmon: `wfp:<fqdn>:sysmon:<RecordNumber>`, the two logs
  * number their records separately); records without RecordNumber use the hash of the text.
  */
@@ -61,6 +66,24 @@ function sysmonUtcMs(s: string): number {
   return s.length >= 19 && s.charCodeAt(10) === 32 ? Date.parse(`${s.slice(0, 10)}T${s.slice(11)}Z`) : NaN;
 }
 
+/** NXLog's EventTime with a zone: "YYYY-MM-DD hh:mm:ss[.f]" or ISO-8601, then Z or ±hh[:]mm. */
+const ZONED_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d{1,9})? ?(Z|[+-]\d{2}:?\d{2})$/;
+
+/** Epoch ms of an EventTime that carries a zone, NaN when it has none or is not a time. */
+function zonedTimeMs(s: string): number {
+  const m = ZONED_TIME.exec(s);
+  if (!m) return NaN;
+  const [, date, time, fraction = '', zone] = m as unknown as [string, string, string, string | undefined, string];
+  const offset = zone === 'Z' || zone.includes(':') ? zone : `${zone.slice(0, 3)}:${zone.slice(3)}`;
+  return Date.parse(`${date}T${time}${fraction.slice(0, 4)}${offset}`);
+}
+
+/** NaN (no zone: unusable, but no reason to refuse the record) or epoch ms within EventTime. */
+const NxlogEventTime = z
+  .string()
+  .transform(zonedTimeMs)
+  .pipe(z.union([EventTime, z.nan()]));
+
 const DIRECTIONS = ['%%14592', '%%14593', 'Inbound', 'Outbound'] as const;
 const INITIATED = ['true', 'false'] as const;
 
@@ -69,6 +92,7 @@ const envelope = {
   RecordNumber: z.number().int().nonnegative().optional(),
   '@timestamp': IsoTime.optional(),
   TimeCreated: IsoTime.optional(),
+  EventTime: NxlogEventTime.optional(),
 };
 
 const WfpConnection = z.object({
@@ -100,6 +124,18 @@ const check = new FieldCheck();
 const DIRECTION_SET = valueSet(DIRECTIONS);
 const INITIATED_SET = valueSet(INITIATED);
 
+function fastEventTime(c: FieldCheck, v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const ms = zonedTimeMs(c.string(v));
+  return Number.isNaN(ms) ? ms : c.eventTime(ms);
+}
+
+/** The event's time, from the first of the fields (in order) that gives one. */
+function firstTime(...times: (number | undefined)[]): number | undefined {
+  for (const t of times) if (t !== undefined && !Number.isNaN(t)) return t;
+  return undefined;
+}
+
 function fastWfp(json: Record<string, unknown>): WfpConnection | undefined {
   const c = check.reset();
   const r: WfpConnection = {
@@ -107,6 +143,7 @@ function fastWfp(json: Record<string, unknown>): WfpConnection | undefined {
     RecordNumber: c.optCount(json.RecordNumber),
     '@timestamp': c.optIsoTime(json['@timestamp']),
     TimeCreated: c.optIsoTime(json.TimeCreated),
+    EventTime: fastEventTime(c, json.EventTime),
     SourceAddress: c.ip(json.SourceAddress),
     SourcePort: c.portText(json.SourcePort),
     DestAddress: c.ip(json.DestAddress),
@@ -125,6 +162,7 @@ function fastSysmon(json: Record<string, unknown>): SysmonConnection | undefined
     RecordNumber: c.optCount(json.RecordNumber),
     '@timestamp': c.optIsoTime(json['@timestamp']),
     TimeCreated: c.optIsoTime(json.TimeCreated),
+    EventTime: fastEventTime(c, json.EventTime),
     UtcTime: json.UtcTime === undefined ? undefined : c.eventTime(sysmonUtcMs(c.string(json.UtcTime))),
     SourceIp: c.ip(json.SourceIp),
     SourcePort: c.portText(json.SourcePort),
@@ -165,15 +203,21 @@ function endpoints(
   return [src, dst];
 }
 
-function wfpFlow(record: RawRecord, json: Record<string, unknown>, blocked: boolean, fast: boolean): Outcome {
+function noTime(layout: WindowsLayout, eventTime: unknown, also: string): Outcome {
+  const why = typeof eventTime === 'string' ? `; EventTime ${show(eventTime)} has no time zone` : '';
+  return reject(`wfp: @timestamp: required (no @timestamp, ${layout.name('TimeCreated')}${also} or EventTime with a time zone${why})`);
+}
+
+function wfpFlow(record: RawRecord, layout: WindowsLayout, blocked: boolean, fast: boolean): Outcome {
+  const json = layout.flat;
   let r = fast ? fastWfp(json) : undefined;
   if (r === undefined) {
     const parsed = WfpConnection.safeParse(json);
-    if (!parsed.success) return reject(rejectReason('wfp', parsed.error));
+    if (!parsed.success) return reject(rejectReason('wfp', inRecordPaths(parsed.error, layout)));
     r = parsed.data;
   }
-  const time = r['@timestamp'] ?? r.TimeCreated;
-  if (time === undefined) return reject('wfp: @timestamp: required (no @timestamp or TimeCreated)');
+  const time = firstTime(r['@timestamp'], r.TimeCreated, r.EventTime);
+  if (time === undefined) return noTime(layout, json.EventTime, '');
   const host = r.Hostname.toLowerCase();
   const inbound = r.Direction === '%%14592' || r.Direction === 'Inbound';
   const local = inbound ? 'dst' : 'src';
@@ -198,15 +242,16 @@ function wfpFlow(record: RawRecord, json: Record<string, unknown>, blocked: bool
   return events(flow);
 }
 
-function sysmonFlow(record: RawRecord, json: Record<string, unknown>, fast: boolean): Outcome {
+function sysmonFlow(record: RawRecord, layout: WindowsLayout, fast: boolean): Outcome {
+  const json = layout.flat;
   let r = fast ? fastSysmon(json) : undefined;
   if (r === undefined) {
     const parsed = SysmonConnection.safeParse(json);
-    if (!parsed.success) return reject(rejectReason('wfp', parsed.error));
+    if (!parsed.success) return reject(rejectReason('wfp', inRecordPaths(parsed.error, layout)));
     r = parsed.data;
   }
-  const time = r['@timestamp'] ?? r.TimeCreated ?? r.UtcTime;
-  if (time === undefined) return reject('wfp: @timestamp: required (no @timestamp, TimeCreated or UtcTime)');
+  const time = firstTime(r['@timestamp'], r.TimeCreated, r.UtcTime, r.EventTime);
+  if (time === undefined) return noTime(layout, json.EventTime, ', UtcTime');
   const host = r.Hostname.toLowerCase();
   const protocol = protocolFromText(r.Protocol);
   const local = r.Initiated === 'true' ? 'src' : protocol === 'tcp' ? 'dst' : undefined;
@@ -227,23 +272,24 @@ function sysmonFlow(record: RawRecord, json: Record<string, unknown>, fast: bool
 }
 
 function normalizeWith(record: RawRecord, fast: boolean): Outcome {
-  const json = record.json;
-  if (!isJsonObject(json)) return reject('wfp: expected a JSON object');
+  if (!isJsonObject(record.json)) return reject('wfp: expected a JSON object');
+  const layout = windowsLayout(record.json);
+  const json = layout.flat;
   const raw = json.EventID;
   const eid = typeof raw === 'string' && raw.length > 0 ? Number(raw) : raw;
   if (typeof eid !== 'number' || !Number.isInteger(eid)) {
-    return reject(`wfp: EventID: expected an event id number, got ${show(raw)}`);
+    return reject(`wfp: ${layout.name('EventID')}: expected an event id number, got ${show(raw)}`);
   }
   const sysmon = json.SourceName === SYSMON_PROVIDER || json.Channel === SYSMON_CHANNEL;
-  if (sysmon) return eid === 3 ? sysmonFlow(record, json, fast) : skip(`wfp: Sysmon event ${eid} is not a network connection`);
-  if (eid === 5157) return wfpFlow(record, json, true, fast);
-  if (eid === 5156) return wfpFlow(record, json, false, fast);
+  if (sysmon) return eid === 3 ? sysmonFlow(record, layout, fast) : skip(`wfp: Sysmon event ${eid} is not a network connection`);
+  if (eid === 5157 || eid === 5152) return wfpFlow(record, layout, true, fast);
+  if (eid === 5156) return wfpFlow(record, layout, false, fast);
   return skip(`wfp: event ${eid} is not network telemetry`);
 }
 
 const detect = (record: RawRecord): boolean => {
   const j = record.json;
-  return isJsonObject(j) && 'EventID' in j && ('Hostname' in j || 'Channel' in j);
+  return isJsonObject(j) && (('EventID' in j && ('Hostname' in j || 'Channel' in j)) || isWinlogbeat(j));
 };
 
 export const wfp: Normalizer = { format: 'wfp', detect, normalize: (record) => normalizeWith(record, true) };
