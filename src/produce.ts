@@ -12,6 +12,8 @@ export interface ProduceOptions {
   timestamp: 'event' | 'now';
   /** Records per second; unpaced when absent. */
   rate?: number;
+  /** Progress on stderr: forced on (true) or off (false); unset, only when stderr is a terminal. */
+  progress?: boolean;
 }
 
 /** Publishes one telemetry file (gzip or plain, a record a line); returns how many records it sent. */
@@ -22,12 +24,12 @@ export async function produceFile(
   opts: ProduceOptions,
   partitions: number,
 ): Promise<number> {
-  const bar = new ProgressBar(file, fileSize(file));
+  const bar = new ProgressBar(`produce ${file}`, fileSize(file), { force: opts.progress });
   const ctx: StreamContext = { state: new Map() };
   const pace = opts.rate ? pacer(opts.rate) : undefined;
   let batch: Message[] = [];
   let count = 0;
-  for await (const line of readLines(file, (bytes) => bar.update(bytes, `${count} records`))) {
+  for await (const line of readLines(file, (bytes) => bar.update(bytes, count))) {
     batch.push(...toMessages(line, opts.format, ctx, opts.timestamp, partitions));
     count++;
     if (batch.length >= 500 || pace) {

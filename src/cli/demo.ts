@@ -19,6 +19,7 @@ import type { LedgerRecord } from '../ledger/records';
 import { createLogger } from '../logger';
 import { produceFile } from '../produce';
 import { parseOptions } from './options';
+import { colourOn, palette } from './terminal';
 
 /**
  * `cordon demo`: the quick start's main job. Plays a recorded attack into Kafka against a real
@@ -359,6 +360,7 @@ function esSummary(doc: Record<string, unknown>): string {
 }
 
 const word = (r: string | undefined) => (r === undefined ? 'not probed' : r === 'ok' ? 'WORKS' : `DROPPED (${r})`);
-const section = (text: string) => process.stdout.write(`\n\x1b[1m== ${text}\x1b[0m\n`);
+const bold = palette(colourOn(process.stdout, process.env)).bold;
+const section = (text: string) => process.stdout.write(`\n${bold(`== ${text}`)}\n`);
 const say = (text: string) => void process.stdout.write(`  ${text}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -23,12 +23,12 @@ export function buildProgram(term: Terminal = processTerminal()): Command {
     .configureOutput({ writeOut: (s) => void term.out.write(s), writeErr: (s) => void term.err.write(s) })
     .exitOverride();
   registerRun(program);
-  registerProduce(program);
-  registerReplay(program);
-  registerIncidents(program);
+  registerProduce(program, term);
+  registerReplay(program, term);
+  registerIncidents(program, term);
   registerPlaybook(program);
   registerAudit(program);
-  registerSimulate(program);
+  registerSimulate(program, term);
   registerDemo(program);
   registerDecide(program, term);
   registerQuarantines(program, term);

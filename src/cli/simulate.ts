@@ -6,7 +6,10 @@ import { createLogger } from '../logger';
 import { PRESETS, presetConfig } from '../simulate/presets';
 import { Scenario, type SimRecord } from '../simulate/scenario';
 import { writeScenario } from '../simulate/writer';
+import { ProgressBar } from '../io/progress';
+import { OUTPUT_HELP } from './incident-text';
 import { configFrom, parseOptions } from './options';
+import type { Terminal } from './terminal';
 
 const SimulateOptions = z
   .object({
@@ -17,11 +20,13 @@ const SimulateOptions = z
     gzip: z.boolean().default(false),
     produce: z.boolean().default(false),
     maxRecords: z.coerce.number().int().positive().optional(),
+    json: z.boolean().default(false),
+    progress: z.boolean().optional(),
   })
   .refine((o) => o.out !== undefined || o.produce, { message: 'say where the records go: --out DIR and/or --produce' });
 type SimulateOptions = z.infer<typeof SimulateOptions>;
 
-export function registerSimulate(program: Command): void {
+export function registerSimulate(program: Command, term: Terminal): void {
   program
     .command('simulate')
     .description('generate an enterprise\'s telemetry with injected attacks and ground truth, in the real vendor formats')
@@ -31,20 +36,31 @@ export function registerSimulate(program: Command): void {
     .option('--gzip', 'gzip the files')
     .option('--produce', 'publish the records to Kafka (flows and anomalies topics), keyed by source entity')
     .option('--max-records <n>', 'stop after this many records')
+    .option('--json', OUTPUT_HELP.json)
+    .option('--progress', OUTPUT_HELP.progress)
+    .option('--no-progress', OUTPUT_HELP.noProgress)
     .option('-c, --config <file>', 'config file (Kafka topics for --produce)')
     .action(async (raw) => {
       const opts = parseOptions('simulate', SimulateOptions, raw);
       const scenario = new Scenario(presetConfig(opts.preset, { seed: opts.seed, ...(opts.maxRecords ? { maxRecords: opts.maxRecords } : {}) }));
+      const bar = () => new ProgressBar('simulate', opts.maxRecords ?? 0, { stream: term.err, force: opts.progress, unit: 'records' });
       if (opts.out) {
-        const result = await writeScenario(scenario, opts.out, { gzip: opts.gzip });
-        process.stdout.write(`${JSON.stringify({ files: result.files, groundTruth: result.groundTruth, records: result.stats.records })}\n`);
+        const progress = bar();
+        const result = await writeScenario(scenario, opts.out, { gzip: opts.gzip, progressEvery: 1000, onProgress: (s) => progress.update(s.records) });
+        progress.update(result.stats.records);
+        progress.finish();
+        const written = { files: result.files, groundTruth: result.groundTruth, records: result.stats.records };
+        term.out.write(opts.json ? `${JSON.stringify(written)}\n` : `wrote ${written.records} record(s) to ${Object.values(written.files).join(', ')}; ground truth in ${written.groundTruth}\n`);
       }
-      if (opts.produce) process.stdout.write(`${JSON.stringify({ produced: await produce(scenario, opts) })}\n`);
+      if (opts.produce) {
+        const produced = await produce(scenario, opts, bar());
+        term.out.write(opts.json ? `${JSON.stringify({ produced })}\n` : `produced ${produced} record(s) to Kafka\n`);
+      }
     });
 }
 
 /** Streams the scenario into Kafka: anomalies (canonical JSON) to the anomalies topic, flows to the flows topic. */
-async function produce(scenario: Scenario, opts: SimulateOptions): Promise<number> {
+async function produce(scenario: Scenario, opts: SimulateOptions, progress: ProgressBar): Promise<number> {
   const config = configFrom(opts);
   const kafka = createKafka(config, createLogger('error'), 'cordon-simulate');
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -65,9 +81,14 @@ async function produce(scenario: Scenario, opts: SimulateOptions): Promise<numbe
   try {
     for (const r of scenario.records()) {
       batch.push({ topic: r.expect === 'anomaly' ? anomalies : flows, message: toMessage(r) });
-      if (++count % 5000 === 0) await flush();
+      if (++count % 5000 === 0) {
+        await flush();
+        progress.update(count);
+      }
     }
     await flush();
+    progress.update(count);
+    progress.finish();
   } finally {
     await producer.disconnect();
   }

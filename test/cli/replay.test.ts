@@ -18,8 +18,8 @@ async function cordon(...args: string[]): Promise<{ out: string; err: string; co
 }
 
 describe('cordon replay, as a user runs it', () => {
-  it('prints the one incident of a recorded attack as a JSON line', async () => {
-    const { out, code } = await cordon('replay', '--format', 'wfp', RECORDING);
+  it('--json prints the one incident of a recorded attack as a JSON line', async () => {
+    const { out, code } = await cordon('replay', '--format', 'wfp', '--json', RECORDING);
     expect(code).toBe(0);
     const incidents = out.trim().split('\n').map((line) => JSON.parse(line) as { root: string; entities: { ip?: string }[] });
     expect(incidents).toHaveLength(1);
