@@ -1,7 +1,10 @@
 import type { Incident } from '../correlate/incident';
 import type { PolicyGapFinding } from '../correlate/policy-gap';
+import { isLateral } from '../correlate/ports';
 import {
   SEVERITY_NUMBER,
+  entityAddress,
+  entityIp,
   iso,
   ipOfKey,
   ledgerTime,
@@ -16,11 +19,14 @@ import {
 } from './inputs';
 
 /**
- * Cordon's records as Splunk HEC events, with field names from the Common Information Model where
- * one fits: incidents and findings against the Intrusion Detection and Alerts data models
- * (`signature`, `signature_id`, `severity`, `src`, `dest`, `dest_port`, `action`, `category`,
- * `vendor_product`, ...), ledger records against the Change data model (`object`, `user`,
- * `command`, `status`, ...). Pure: the sender (splunk-hec.ts) does the I/O.
+ * Cordon's records as Splunk HEC events, with the fields the Common Information Model requires of
+ * the data model each one is tagged for (connectors/splunk/eventtypes.conf, tags.conf): incidents
+ * for Intrusion Detection and Alerts, policy-gap findings for Network Traffic (denied traffic, not
+ * an attack), ledger records for Change. Pure: the sender (splunk-hec.ts) does the I/O.
+ *
+ * Cordon keeps no source ports (it counts attempts per destination port), so `src_port`, which the
+ * network models require, is 0; and network telemetry names no user, so `user` of an incident
+ * is `unknown`.
  */
 
 /** The HEC JSON envelope (`/services/collector/event`). */
@@ -38,12 +44,20 @@ export interface HecEvent {
 
 export interface HecMeta {
   index?: string;
+  /** The HEC host field; also CIM `dvc`, the device that reported the event. */
   host?: string;
   source: string;
   sourcetypes: { incident: string; ledger: string; deadLetter: string; finding: string };
 }
 
 export const VENDOR_PRODUCT = 'Cordon';
+/** Cordon keeps no source ports: what the network models' `src_port` gets. */
+export const NO_PORT = 0;
+export const UNKNOWN = 'unknown';
+
+function dvc(meta: HecMeta): string {
+  return meta.host ?? 'cordon';
+}
 
 /** Epoch milliseconds as HEC's `time`: seconds with a millisecond fraction. */
 export function hecTime(ms: number): number {
@@ -75,7 +89,6 @@ function defined<T extends Record<string, unknown>>(o: T): T {
 export function incidentToCim(incident: Incident, meta: HecMeta): HecEvent {
   const p = parties(incident);
   const techniques = incident.techniques.map(technique);
-  const name = (e: { name?: string; ip?: string; key: string }) => e.name ?? e.ip ?? e.key;
   const event = defined({
     type: 'alert',
     app: 'cordon',
@@ -89,11 +102,15 @@ export function incidentToCim(incident: Incident, meta: HecMeta): HecEvent {
     severity_id: SEVERITY_NUMBER[incident.severity],
     action: incident.counters.allowed > 0 ? 'allowed' : 'blocked',
     status: incident.status,
-    src: p.root ? name(p.root) : incident.root,
-    src_ip: p.root && validIp(p.root.ip) ? p.root.ip : undefined,
-    dest: unique(p.targets.map(name)),
-    dest_ip: p.targetIps,
+    dvc: dvc(meta),
+    user: UNKNOWN,
+    src: p.root ? entityAddress(p.root) : entityAddress({ key: incident.root }),
+    src_ip: p.root ? entityIp(p.root) : undefined,
+    src_port: NO_PORT,
+    dest: unique(p.targets.map(entityAddress)),
+    dest_ip: unique(p.targets.map(entityIp).filter(validIp)),
     dest_port: p.ports,
+    transport: incidentTransport(incident),
     subject: `Cordon ${incident.severity} incident ${incident.id}`,
     description: incident.summary,
     mitre_technique_id: incident.techniques,
@@ -117,11 +134,58 @@ export function incidentToCim(incident: Incident, meta: HecMeta): HecEvent {
   });
 }
 
+/** Every remote-administration service Cordon classifies (ports.ts) is a TCP service. */
+function incidentTransport(incident: Incident): string {
+  const services = incident.path.edges.flatMap((e) => e.services);
+  return services.length > 0 && services.every(isLateral) ? 'tcp' : UNKNOWN;
+}
+
+/** The Change data model's `action` of each ledger action (CIM: created, deleted, modified, started, stopped, read). */
+const CHANGE_ACTIONS: Readonly<Record<string, 'created' | 'deleted' | 'modified' | 'started' | 'stopped' | 'read'>> = {
+  incident_raised: 'created',
+  incident_updated: 'modified',
+  playbook_started: 'started',
+  playbook_step: 'modified',
+  playbook_changed: 'modified',
+  approval_requested: 'created',
+  approval_given: 'modified',
+  approval_refused: 'modified',
+  approval_timed_out: 'modified',
+  approval_escalated: 'modified',
+  quarantine_applied: 'created',
+  quarantine_extended: 'modified',
+  quarantine_released: 'deleted',
+  quarantine_expired: 'deleted',
+  // the attempt was a creation; `status=failure` says it did not happen
+  quarantine_failed: 'created',
+  drift_detected: 'read',
+  dry_run: 'read',
+  circuit_breaker_opened: 'stopped',
+  circuit_breaker_closed: 'started',
+  rebuild: 'modified',
+};
+
+/** What a ledger action changes, as the Change model's `change_type`. */
+function changeType(action: string): string {
+  const family = action.split(/[._:-]/)[0] ?? action;
+  return { quarantine: 'containment', drift: 'containment', dry: 'playbook', circuit: 'circuit_breaker' }[family] ?? family;
+}
+
+/** A ledger action that records an attempt that did not happen (`quarantine_failed`). */
+export function changeFailed(action: string): boolean {
+  return /(^|[._:-])failed$/.test(action);
+}
+
 const CREATED = new Set(['apply', 'applied', 'quarantine', 'quarantined', 'create', 'created', 'open', 'opened', 'contain', 'contained']);
 const DELETED = new Set(['release', 'released', 'expire', 'expired', 'remove', 'removed', 'delete', 'deleted', 'revert', 'reverted']);
 
-/** Ledger actions as the Change data model's `action`: the last verb decides (`quarantine.release` is a deletion). */
-export function changeAction(action: string): 'created' | 'deleted' | 'modified' {
+/**
+ * Ledger actions as the Change data model's `action`: the table for the ledger's own actions,
+ * else the last verb decides (`quarantine.release` is a deletion).
+ */
+export function changeAction(action: string): 'created' | 'deleted' | 'modified' | 'started' | 'stopped' | 'read' {
+  const known = CHANGE_ACTIONS[action];
+  if (known) return known;
   const words = action.toLowerCase().split(/[._:-]+/).reverse();
   for (const w of words) {
     if (DELETED.has(w)) return 'deleted';
@@ -130,20 +194,52 @@ export function changeAction(action: string): 'created' | 'deleted' | 'modified'
   return 'modified';
 }
 
-/** A ledger record as a CIM change event: who (`user`) did what (`command`) to what (`object`). */
+/** The lease a `quarantine_*` record carries in after/before, read loosely (the ledger owns the schema). */
+interface LeaseView {
+  labels?: Record<string, unknown>;
+  ref?: { kind?: string; name?: string; namespace?: string; ip?: string };
+}
+
+function leaseOf(v: unknown): LeaseView | undefined {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as LeaseView) : undefined;
+}
+
+/** Change `object_attrs`: the labels a quarantine set or removed, else the fields the record's payload holds. */
+function objectAttrs(record: LedgerRecordLike): string[] {
+  const after = leaseOf(record.after);
+  const before = leaseOf(record.before);
+  const labels = Object.keys({ ...(before?.labels ?? {}), ...(after?.labels ?? {}) });
+  if (labels.length > 0) return labels.sort();
+  const keys = Object.keys({ ...(before ?? {}), ...(after ?? {}) });
+  return keys.length > 0 ? keys.sort() : [UNKNOWN];
+}
+
+/**
+ * A ledger record as a CIM change event: who (`user`) did what (`command`, `action`) to which
+ * workload (`object`, `object_id` = its entity key), whether it happened (`status`, with the
+ * reason as `result`), reported by this Cordon (`dvc`, also `src`: Cordon makes the change).
+ */
 export function ledgerToCim(record: LedgerRecordLike, meta: HecMeta): HecEvent {
   const target = targetText(record.target);
+  const lease = leaseOf(record.after) ?? leaseOf(record.before);
+  const ref = lease?.ref;
+  const colon = target.indexOf(':');
   const event = defined({
     vendor_product: VENDOR_PRODUCT,
     app: 'cordon',
-    change_type: 'containment',
+    change_type: changeType(record.action),
     action: changeAction(record.action),
     command: record.action,
-    object: target,
-    object_category: target.includes(':') ? target.slice(0, target.indexOf(':')) : 'workload',
-    dest: ipOfKey(target) ?? target,
+    object: ref?.name ? (ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name) : entityAddress({ key: target }),
+    object_id: target,
+    object_category: ref?.kind ?? (colon > 0 ? target.slice(0, colon) : 'workload'),
+    object_attrs: objectAttrs(record),
+    dest: validIp(ref?.ip) ? ref.ip : (ipOfKey(target) ?? entityAddress({ key: target })),
+    dvc: dvc(meta),
+    src: dvc(meta),
     user: record.actor,
-    status: 'success',
+    user_type: record.actor.slice(0, Math.max(0, record.actor.indexOf(':'))) || undefined,
+    status: changeFailed(record.action) ? 'failure' : 'success',
     result: record.reason,
     seq: record.seq,
     hash: record.hash,
@@ -184,13 +280,21 @@ export function deadLetterToCim(letter: DeadLetterLike, meta: HecMeta, opts: { m
   return envelope(meta, meta.sourcetypes.deadLetter, at, event, { cordon_kind: 'dead_letter', cordon_reason: v.reasonClass });
 }
 
-/** A policy-gap finding as a low-severity intrusion-detection event (`action` blocked: it was denied). */
+function ipVersion(ip: string | undefined): 'ipv4' | 'ipv6' | undefined {
+  return ip === undefined ? undefined : ip.includes(':') ? 'ipv6' : 'ipv4';
+}
+
+/**
+ * A policy-gap finding as CIM Network Traffic (`action=blocked`): traffic a policy keeps denying,
+ * a missing allow rule rather than an attack, so not Intrusion Detection.
+ */
 export function findingToCim(f: PolicyGapFinding, meta: HecMeta): HecEvent {
+  const srcIp = entityIp(f.src);
+  const dstIp = entityIp(f.dst);
+  const icmp = f.protocol === 'icmp' || f.protocol === 'icmpv6';
   const event = defined({
-    type: 'alert',
-    app: 'cordon',
+    app: f.service === 'other' ? UNKNOWN : f.service,
     vendor_product: VENDOR_PRODUCT,
-    ids_type: 'network',
     id: f.id,
     signature: 'Cordon policy gap',
     signature_id: 'cordon:policy_gap',
@@ -198,14 +302,21 @@ export function findingToCim(f: PolicyGapFinding, meta: HecMeta): HecEvent {
     severity: f.severity,
     severity_id: SEVERITY_NUMBER[f.severity],
     action: 'blocked',
-    src: f.src.name ?? f.src.ip ?? f.src.key,
-    src_ip: validIp(f.src.ip) ? f.src.ip : undefined,
-    dest: f.dst.name ?? f.dst.ip ?? f.dst.key,
-    dest_ip: validIp(f.dst.ip) ? f.dst.ip : undefined,
+    dvc: dvc(meta),
+    src: entityAddress(f.src),
+    src_ip: srcIp,
+    src_port: NO_PORT,
+    dest: entityAddress(f.dst),
+    dest_ip: dstIp,
     dest_port: f.port,
-    transport: f.protocol,
+    // CIM: transport tcp, udp or icmp (ICMPv6 too, with protocol_version ipv6); protocol the layer 3
+    transport: icmp ? 'icmp' : f.protocol,
+    protocol: srcIp || dstIp ? (icmp ? 'icmp' : 'ip') : undefined,
+    protocol_version: ipVersion(dstIp ?? srcIp),
+    rule: f.policy?.name,
     service: f.service,
     attempts: f.attempts,
+    count: f.attempts,
     first_seen: iso(f.firstSeen),
     last_seen: iso(f.lastSeen),
     policy_id: f.policy?.id,

@@ -2,6 +2,8 @@ import type { Incident } from '../correlate/incident';
 import type { PolicyGapFinding } from '../correlate/policy-gap';
 import {
   SEVERITY_NUMBER,
+  entityAddress,
+  entityIp,
   iso,
   ipOfKey,
   ledgerTime,
@@ -321,23 +323,6 @@ function threatOf(techniques: readonly string[]) {
         }
       : undefined,
   });
-}
-
-/**
- * An entity as ECS `*.address`: its name, else its address, else its key without the kind
- * (`pod:shop/cart-7f9c` -> `shop/cart-7f9c`); never the internal `ip:10.0.0.5` form.
- */
-export function entityAddress(e: { key: string; name?: string; ip?: string }): string {
-  if (e.name) return e.name;
-  if (validIp(e.ip)) return e.ip;
-  const fromKey = ipOfKey(e.key);
-  if (fromKey) return fromKey;
-  const colon = e.key.indexOf(':');
-  return colon > 0 && colon < e.key.length - 1 ? e.key.slice(colon + 1) : e.key;
-}
-
-function entityIp(e: { key: string; ip?: string }): string | undefined {
-  return validIp(e.ip) ? e.ip : ipOfKey(e.key);
 }
 
 /** Elastic's risk score bands (Kibana: low 0-21, medium 22-47, high 48-73, critical 74-100). */

@@ -157,6 +157,23 @@ export function ipOfKey(key: string): string | undefined {
   return validIp(ip) ? ip : undefined;
 }
 
+/**
+ * An entity as one printable address (ECS `*.address`, CIM `src`/`dest`): its name, else its address, else its key without the kind
+ * (`pod:shop/cart-7f9c` -> `shop/cart-7f9c`); never the internal `ip:10.0.0.5` form.
+ */
+export function entityAddress(e: { key: string; name?: string; ip?: string }): string {
+  if (e.name) return e.name;
+  if (validIp(e.ip)) return e.ip;
+  const fromKey = ipOfKey(e.key);
+  if (fromKey) return fromKey;
+  const colon = e.key.indexOf(':');
+  return colon > 0 && colon < e.key.length - 1 ? e.key.slice(colon + 1) : e.key;
+}
+
+export function entityIp(e: { key: string; ip?: string }): string | undefined {
+  return validIp(e.ip) ? e.ip : ipOfKey(e.key);
+}
+
 export function unique<T>(values: readonly T[]): T[] {
   return [...new Set(values)];
 }

@@ -64,7 +64,8 @@ describe('CIM mapping for Splunk HEC', () => {
     expect(e.event).toMatchObject({
       action: 'created',
       command: 'quarantine.apply',
-      object: 'ip:10.1.0.6',
+      object: '10.1.0.6',
+      object_id: 'ip:10.1.0.6',
       object_category: 'ip',
       dest: '10.1.0.6',
       user: 'playbook:contain-lateral@3f2a',
@@ -92,7 +93,7 @@ describe('CIM mapping for Splunk HEC', () => {
     });
   });
 
-  it('a policy-gap finding is a low-severity IDS event', () => {
+  it('a policy-gap finding is low-severity blocked traffic', () => {
     const e = findingToCim(sampleFinding(), META);
     expect(e.event).toMatchObject({ severity: 'low', signature_id: 'cordon:policy_gap', src_ip: '10.2.0.7', dest_ip: '10.2.0.9', dest_port: 6379, transport: 'tcp', action: 'blocked' });
   });

@@ -10,13 +10,13 @@ import {
   indexTemplate,
   indexTemplates,
   ledgerToEcs,
-  entityAddress,
   primaryDestination,
   riskScore,
   withIngested,
   type DocKind,
   type EsAction,
 } from '../../src/siem/ecs';
+import { entityAddress } from '../../src/siem/inputs';
 import { T0, sampleDeadLetter, sampleFinding, sampleIncident, sampleLedger } from './fixtures';
 
 type Mapping = { type?: string; enabled?: boolean; properties?: Record<string, Mapping> };
