@@ -1,6 +1,6 @@
 import type { CordonEvent } from '../events';
 
-export const FORMATS = ['wfp', 'hubble', 'calico', 'vpcflow', 'illumio', 'zeek', 'cordon'] as const;
+export const FORMATS = ['wfp', 'hubble', 'calico', 'vpcflow', 'illumio', 'zeek', 'ocsf', 'cordon'] as const;
 export type Format = (typeof FORMATS)[number];
 
 /** One raw record as it came off the wire or out of a file: its text, and its JSON if it is JSON. */

@@ -4,20 +4,21 @@ import { escapeInvisible, isJsonObject, show } from './common';
 import { cordon } from './cordon';
 import { hubble } from './hubble';
 import { illumio } from './illumio';
+import { ocsf } from './ocsf';
 import { reject, type Format, type Normalizer, type Outcome, type RawRecord, type StreamContext } from './normalizer';
 import { vpcflow } from './vpcflow';
 import { wfp } from './wfp';
 import { zeek } from './zeek';
 
 /** The normalizer of each format. */
-export const NORMALIZERS: Readonly<Record<Format, Normalizer>> = { wfp, hubble, calico, vpcflow, illumio, zeek, cordon };
+export const NORMALIZERS: Readonly<Record<Format, Normalizer>> = { wfp, hubble, calico, vpcflow, illumio, zeek, ocsf, cordon };
 
 /**
  * Detection order for `auto`: most specific first. Cordon's own JSON before the vendors (its
  * `action: "denied"` is not Calico's `action: "deny"`), the text formats last (Zeek TSV only once
  * its stream has given a Zeek header).
  */
-const DETECTION_ORDER: readonly Normalizer[] = [cordon, hubble, calico, illumio, zeek, wfp, vpcflow];
+const DETECTION_ORDER: readonly Normalizer[] = [cordon, ocsf, hubble, calico, illumio, zeek, wfp, vpcflow];
 
 export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
 

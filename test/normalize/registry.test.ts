@@ -20,6 +20,7 @@ const SAMPLES: Record<Format, string> = {
   calico: fixtureLines('calico/flows-log-deny.jsonl')[0]!,
   vpcflow: fixtureLines('vpcflow/default-format.txt')[1]!,
   illumio: JSON.stringify((JSON.parse(readFileSync(path.join(FIXTURES, 'illumio/traffic_query_response.json'), 'utf8')) as unknown[])[0]),
+  ocsf: fixtureLines('ocsf/security-lake-vpc-flow.jsonl')[0]!,
   cordon: JSON.stringify({
     id: 'sensor:1',
     time: '2024-06-10T06:13:20Z',
