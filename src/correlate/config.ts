@@ -149,6 +149,65 @@ export const Corroboration = z
   })
   .strict();
 
+/**
+ * Evidence from permitted connections (`admin_session`, `session_fan_out`): a remote-administration
+ * or remote-execution session that got through, between peers that do not normally speak it. It
+ * works on cold start (no history): who is a server comes from roles (inventory, trusted labels,
+ * behaviour) and from the traffic itself (a destination many sources reach on one service serves
+ * the fleet). A first session on a (destination, port) pair weighs `services[service]` times the
+ * pair rules; repeats of the pair weigh nothing. Not evidence:
+ *
+ * - sessions to a destination whose role serves that service (`serverRoles`: members talk SMB and
+ *   RPC to their domain controller and file servers all day);
+ * - sessions from a source whose role administers (`adminRoles`) or is protected (`protectedRoles`:
+ *   a spoofed address must never make a domain controller the root of an incident);
+ * - sessions to a destination of unknown role that was never seen acting as a domain member (it
+ *   asked a directory server for Kerberos/LDAP): it may be a server nobody described yet;
+ * - sessions to a destination that `fleetSources` distinct sources reached on that service within
+ *   `pairTtlMs`: a fleet-wide pattern is a service (or a policy gap), not an attack.
+ *
+ * `fanOutTargets` distinct destinations reached on such services within `windows.fanOutMs` add
+ * `fanOut.base`, then `fanOut.perTarget` per further destination (an operator's sweep).
+ */
+export const AllowedFlows = z
+  .object({
+    enabled: z.boolean().default(true),
+    services: z
+      .object({
+        smb: weight(3), // an admin share opened: PsExec, file drop, service creation
+        rpc: weight(1.5), // the endpoint mapper answered: DCOM, WMI, remote services start here
+        'rpc-dynamic': weight(2.5), // the interface call on the port it handed out
+        rdp: weight(3),
+        winrm: weight(5), // PowerShell remoting: a tool, not a person browsing
+        ssh: weight(2),
+        vnc: weight(3),
+        'k8s-api': weight(1), // pods talk to the API server for a living; counts with the pod rule and more
+        kubelet: weight(4), // exec and secrets of every pod on the node
+        etcd: weight(4), // the cluster's secrets at rest
+        database: weight(0), // applications connect to databases all day
+        other: weight(0),
+      })
+      .strict()
+      .prefault({}),
+    serverRoles: z
+      .array(z.object({ role: z.string().min(1), services: z.array(z.enum(SERVICE_CLASSES)).min(1) }).strict())
+      .default([
+        { role: 'domain-controller', services: ['smb', 'rpc', 'rpc-dynamic'] },
+        { role: 'file-server', services: ['smb', 'rpc', 'rpc-dynamic'] },
+        { role: 'dns', services: ['rpc', 'rpc-dynamic'] },
+        { role: 'server', services: ['smb', 'rpc', 'rpc-dynamic', 'rdp', 'ssh', 'winrm', 'database'] }, // administered from desks
+        { role: 'control-plane', services: ['k8s-api', 'etcd'] },
+      ]),
+    adminRoles: z.array(z.string().min(1)).default(['admin', 'jump-host', 'scanner', 'monitoring', 'backup']),
+    protectedRoles: z.array(z.string().min(1)).default(['domain-controller']),
+    unknownTargets: z.enum(['member', 'any', 'none']).default('member'),
+    // observers that log on a host (its own firewall or sensor): only their record on the destination counts
+    hostObservers: z.array(z.string().min(1)).default(['wfp', 'sysmon']),
+    fleetSources: z.number().int().min(2).max(64).default(3),
+    fanOutTargets: z.number().int().min(2).default(4),
+  })
+  .strict();
+
 export const RoleInventoryEntry = z.object({ selector: Selector, role: z.string().min(1) }).strict();
 
 export const CorrelationConfig = z
@@ -204,6 +263,7 @@ export const CorrelationConfig = z
       .strict()
       .prefault({}),
     pairRules: z.array(PairRule).default(DEFAULT_PAIR_RULES),
+    allowedFlows: AllowedFlows.prefault({}),
     corroboration: Corroboration.prefault({}),
     roles: z
       .object({
@@ -245,6 +305,7 @@ export const CorrelationConfig = z
         maxLearnedRoles: z.number().int().min(0).default(4096), // entities learned to serve the directory (DCs), never forgotten
         descriptorRefreshMs: z.number().int().min(0).default(5 * MINUTE), // role labels and allowlist re-read at most this often
         pairsPerEntity: z.number().int().min(1).max(64).default(8), // recent (destination, port) pairs kept (>= fanOut.minTargets)
+        sessionsPerEntity: z.number().int().min(1).max(64).default(16), // recent permitted admin sessions kept per source (>= allowedFlows.fanOutTargets)
         pendingPerEntity: z.number().int().min(1).default(12), // compact evidence records kept before an incident opens
         sweepEveryMs: duration(10 * MINUTE), // event-time interval between expiry sweeps (memory only)
       })

@@ -32,9 +32,12 @@ import {
   isDynamicRpcPort,
   isLateral,
   isLoopback,
+  type LateralService,
   type ServiceClass,
 } from './ports';
-import { DOMAIN_CONTROLLER, RoleResolver, UNKNOWN } from './roles';
+import { DIRECTORY_CLIENT, DOMAIN_CONTROLLER, RoleResolver, UNKNOWN } from './roles';
+import { ServedMemory } from './baseline';
+import * as signals from './signals';
 import { LATERAL_RULES } from './evidence';
 import * as rules from './scoring';
 import { compileAny } from './selectors';
@@ -249,21 +252,26 @@ export class CorrelationEngine implements rules.RuleContext {
     const flags = this.roles.observedFlags(port);
     const root = this.rootOf(src, t);
     const c = root.campaign;
-    if (flags === 0 && port !== RPC_ENDPOINT_MAPPER && c === null) return EMPTY;
+    if (flags === 0 && port !== RPC_ENDPOINT_MAPPER && c === null && !this.maySession(src, port)) return EMPTY;
     const dst = this.entities.touch(f.dst, t, this.labelSources.has(f.observer.type));
     if (dst === src) return EMPTY;
     if (port === RPC_ENDPOINT_MAPPER) (src.epm ??= new EndpointMapperMemory()).remember(dst.key, t, true);
     let out = EMPTY;
+    if (flags !== 0) src.flags |= DIRECTORY_CLIENT;
     if (flags !== 0 && (dst.flags & flags) !== flags) {
       dst.flags |= flags;
       this.entities.learn(dst);
       out = this.onRoleLearned(dst, t);
     }
+    const service = this.serviceOf(src, dst, port, t);
+    if (isLateral(service) && signals.establishes(this.config, f)) {
+      const session = this.onSession(src, dst, port, service, t);
+      if (session !== undefined) return concat(out, session);
+    }
     if (c !== null && c.live) {
       // the campaign's targets talk all day: only its root and its pivots that acted can open a foothold
       const known = c.findEdge(src.key, dst.key) !== undefined;
       if (!known && src !== root && src.sus.hopAt === 0) return out;
-      const service = this.serviceOf(src, dst, port, t);
       if (!isLateral(service)) return out;
       if (known) c.touchEdge(src.key, dst.key, port, service, false, t, this.config.incident.maxEdges);
       if (this.isFoothold(c, src, dst, service, known, t)) {
@@ -275,6 +283,41 @@ export class CorrelationEngine implements rules.RuleContext {
       }
     }
     return out;
+  }
+
+  /** A permitted flow on a port that can carry a remote-administration session (a cheap test). */
+  private maySession(src: EntityState, port: number): boolean {
+    const a = this.config.allowedFlows;
+    if (!a.enabled) return false;
+    if (src.epm !== null && isDynamicRpcPort(port)) return true;
+    const service = classifyPort(port, false);
+    return isLateral(service) && a.services[service] > 0;
+  }
+
+  /**
+   * A permitted remote-administration session (signals.ts): evidence when it is the source's first
+   * on this (destination, port) and the destination does not serve it; the destination becomes a
+   * foothold of the source's campaign (B's own moves then join A's: a hop chain). Undefined when it
+   * is not evidence (ordinary business, or a repeat).
+   */
+  private onSession(src: EntityState, dst: EntityState, port: number, service: LateralService, t: number): readonly Change[] | undefined {
+    const cfg = this.config;
+    (dst.served ??= new ServedMemory()).note(service, src.key, t, cfg.windows.pairTtlMs, cfg.allowedFlows.fleetSources);
+    if (src.flags & ALLOWLISTED || signals.ordinarySession(this, src, dst, service) !== undefined) return undefined;
+    const sessions = (src.sessions ??= new PairTable());
+    const window = cfg.windows.fanOutMs;
+    const newTarget = !signals.reachedSince(sessions, dst.key, t - window);
+    if (sessions.hit(dst.key, port, t, cfg.windows.pairTtlMs, cfg.limits.sessionsPerEntity) >= 0) return undefined;
+    const root = this.rootOf(src, t);
+    const found: rules.Contribution[] = [signals.adminSession(this, src, dst, service, port, t)];
+    const hop = this.propagationHop(src, root, t);
+    if (hop) found.push(hop);
+    const fan = newTarget ? signals.sessionFanOut(this, src, signals.sessionTargets(src, t, window), t) : undefined;
+    if (fan) found.push(fan);
+    // a protected destination (a DC) is a target, never a pivot: its own busy traffic is not the campaign's
+    if (!signals.isProtected(this, dst)) this.pullIn(dst, root, t, true);
+    const ctx: FlowContext = { src, dst, port, service, denied: false, fanOut: false, fanOutStarted: false, pairs: null };
+    return this.apply(root, found, t, ctx);
   }
 
   /**
@@ -653,6 +696,11 @@ export class CorrelationEngine implements rules.RuleContext {
       this.note(c, src, src === root ? 'root' : 'pivot');
       const dst = this.entities.get(p.dst);
       if (dst) this.note(c, dst, 'target');
+    }
+    if (p.rule === 'admin_session' && src && p.dst !== undefined && p.port !== undefined) {
+      c.touchEdge(p.src, p.dst, p.port, p.service as ServiceClass, false, p.at, this.config.incident.maxEdges, p.count);
+      this.note(c, src, src === root ? 'root' : 'pivot');
+      this.noteKey(c, p.dst, 'target');
     }
     if (p.rule === 'fan_out' && src?.pairs) this.backfillFanOut(c, root, src, src.pairs, p.at - this.config.windows.fanOutMs, t);
     if (p.rule === 'target_role' && p.dst !== undefined) this.noteKey(c, p.dst, 'target');

@@ -1,4 +1,5 @@
 import { WORKLOAD_KINDS } from '../events';
+import { ServedMemory, decodeServed, encodeServed, type EncodedServed } from './baseline';
 import { RULES, type Rule } from './evidence';
 import type { Campaign } from './incident';
 import { UNKNOWN, type RoleInfo, type RoleSource } from './roles';
@@ -194,6 +195,10 @@ export class EntityState {
   described = -1;
   pairs: PairTable | null = null;
   epm: EndpointMapperMemory | null = null;
+  /** Recent permitted remote-administration sessions this entity opened (destination, port). */
+  sessions: PairTable | null = null;
+  /** Who reached this entity on which remote-administration service (a server of the fleet?). */
+  served: ServedMemory | null = null;
   private s: Suspicion | null = null;
 
   constructor(
@@ -282,8 +287,8 @@ export class EntityState {
     }
     const o = (s.overflow ??= new Array<number>(RULES.length * 2).fill(0));
     const i = RULES.indexOf(c.rule) * 2;
-    o[i] = (o[i] as number) + c.count;
-    o[i + 1] = (o[i + 1] as number) + c.weight;
+    o[i] = (o[i] ?? 0) + c.count; // a snapshot from before a rule was added has a shorter array
+    o[i + 1] = (o[i + 1] ?? 0) + c.weight;
   }
 
   /** Every rule with overflow: rule, count, weight. */
@@ -291,7 +296,7 @@ export class EntityState {
     const o = this.sus.overflow;
     if (o === null) return [];
     return RULES.flatMap((rule, i) =>
-      (o[i * 2] as number) > 0 ? [{ rule, count: o[i * 2] as number, weight: o[i * 2 + 1] as number }] : [],
+      (o[i * 2] ?? 0) > 0 ? [{ rule, count: o[i * 2] as number, weight: o[i * 2 + 1] as number }] : [],
     );
   }
 
@@ -326,7 +331,21 @@ export type EncodedEntity = [
   pairs: [dst: string[], num: number[], fanOutStart: number, fanOutCount: number] | null,
   epm: [dst: string[], at: number[], allowed: number[]] | null,
   suspicion: EncodedSuspicion | null,
+  sessions?: EncodedPairs | null,
+  served?: EncodedServed | null,
 ];
+
+type EncodedPairs = [dst: string[], num: number[], fanOutStart: number, fanOutCount: number];
+
+function encodePairs(p: PairTable): EncodedPairs {
+  return [[...p.dst], [...p.num], p.fanOutStart, p.fanOutCount];
+}
+
+function decodePairs(e: EncodedPairs): PairTable {
+  const p = new PairTable();
+  [p.dst, p.num, p.fanOutStart, p.fanOutCount] = [[...e[0]], [...e[1]], e[2], e[3]];
+  return p;
+}
 
 type EncodedSuspicion = [
   numbers: number[], // risk, riskAt, since, last, minorWeight, minorCount, upstreamAt, hopAt, foothold (0/1)
@@ -355,6 +374,8 @@ export function encodeEntity(e: EntityState): EncodedEntity {
           s.overflow ? [...s.overflow] : null,
           s.campaign ? (s.campaign.d.id as string) : null,
         ],
+    e.sessions ? encodePairs(e.sessions) : null,
+    e.served ? encodeServed(e.served) : null,
   ];
 }
 
@@ -363,7 +384,7 @@ export function decodeEntity(
   incident: (id: string) => Campaign | undefined,
   role: (role: string, source: RoleSource) => RoleInfo,
 ): EntityState {
-  const [key, desc, n, pairs, epm, sus] = encoded;
+  const [key, desc, n, pairs, epm, sus, sessions, served] = encoded;
   const e = new EntityState(key, 0);
   [e.seen, e.flags, e.described] = [n[0] as number, n[1] as number, n[2] as number];
   if (desc.name !== undefined) e.setName(desc.name);
@@ -373,6 +394,8 @@ export function decodeEntity(
     e.pairs = new PairTable();
     [e.pairs.dst, e.pairs.num, e.pairs.fanOutStart, e.pairs.fanOutCount] = [[...pairs[0]], [...pairs[1]], pairs[2], pairs[3]];
   }
+  if (sessions) e.sessions = decodePairs(sessions);
+  if (served) e.served = decodeServed(served);
   if (epm) {
     e.epm = new EndpointMapperMemory();
     [e.epm.dst, e.epm.at, e.epm.allowed] = [[...epm[0]], [...epm[1]], [...epm[2]]];

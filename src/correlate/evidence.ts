@@ -10,11 +10,20 @@ export const RULES = [
   'propagation', // a target of the campaign attacks onward
   'target_role', // a target turned out to be a domain controller
   'anomaly', // a corroborating anomaly on a campaign entity
+  'admin_session', // a permitted remote-administration session between peers that do not normally speak it
+  'session_fan_out', // remote-administration sessions to many destinations in a short window
 ] as const;
 export type Rule = (typeof RULES)[number];
 
 /** Rules that show movement; a campaign without one of these never becomes an incident. */
-export const LATERAL_RULES: ReadonlySet<Rule> = new Set<Rule>(['admin_port', 'fan_out', 'rpc_chain', 'propagation']);
+export const LATERAL_RULES: ReadonlySet<Rule> = new Set<Rule>([
+  'admin_port',
+  'fan_out',
+  'rpc_chain',
+  'propagation',
+  'admin_session',
+  'session_fan_out',
+]);
 
 export const RULE_DESCRIPTIONS: Readonly<Record<Rule, string>> = {
   admin_port: 'denied attempt on a remote-administration service, weighted by service and by who talks to whom',
@@ -24,6 +33,9 @@ export const RULE_DESCRIPTIONS: Readonly<Record<Rule, string>> = {
   propagation: 'an earlier target of the campaign became a source itself',
   target_role: 'an attacked destination was later identified as a domain controller',
   anomaly: 'a corroborating anomaly on an entity of the campaign, weighted by its score',
+  admin_session:
+    'permitted remote-administration session to a peer that does not serve it, weighted by service and by who talks to whom',
+  session_fan_out: 'remote-administration sessions to many distinct destinations within the fan-out window',
 };
 
 export interface Evidence {

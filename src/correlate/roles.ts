@@ -17,6 +17,7 @@ export interface RoleInfo {
 
 /** Behaviour flags kept per entity. */
 export const SERVES_DIRECTORY = 1; // accepted Kerberos/LDAP/GC connections: likely a domain controller
+export const DIRECTORY_CLIENT = 2; // asked a directory server for Kerberos/LDAP/GC: a domain member
 
 export const DOMAIN_CONTROLLER = 'domain-controller';
 export const UNKNOWN: RoleInfo = { role: 'unknown', source: 'default' };

@@ -11,6 +11,7 @@ import {
   type ServiceClass,
 } from './ports';
 import type { RoleResolver } from './roles';
+import { describeSession, describeSessionFanOut } from './signals';
 
 /**
  * The rules, one function each: given what happened, how much risk it adds. Pure: they read
@@ -163,6 +164,10 @@ export function describe(ctx: RuleContext, c: Contribution): { reason: string; t
           `(${fmt(cfg.weights.targetRole)})`,
         techniques: [TECHNIQUE_EXPLOIT_REMOTE],
       };
+    case 'admin_session':
+      return describeSession(ctx, c, name);
+    case 'session_fan_out':
+      return describeSessionFanOut(ctx, c, name);
     case 'anomaly': {
       const kind = c.anomaly as AnomalyKind;
       const base = cfg.weights.anomalies[kind];

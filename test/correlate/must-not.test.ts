@@ -103,12 +103,27 @@ describe('allowlisted sources (authorized scanners, monitoring) are never scored
 });
 
 describe('ordinary background is not lateral movement', () => {
-  it('allowed flows, even on admin ports, never open an incident', () => {
-    const a = host('ws1', '10.1.0.1', 'workstation');
-    const events = Array.from({ length: 50 }, (_, i) =>
-      allowed(a, host(`ws${i + 2}`, `10.1.0.${i + 2}`, 'workstation'), 445, T0 + i * SEC),
-    );
-    expect(run(events).changes).toEqual([]);
+  it('permitted admin sessions to servers, from admin hosts and fleet-wide to one service open nothing', () => {
+    const desks = Array.from({ length: 50 }, (_, i) => host(`ws${i + 2}`, `10.1.0.${i + 2}`, 'workstation'));
+    const dc = host('dc1', '10.0.0.10', 'domain-controller');
+    const files = host('files1', '10.0.0.20', 'file-server');
+    const admin = host('adm1', '10.0.0.30', 'admin');
+    const members = desks.flatMap((d, i) => [
+      allowed(d, dc, 445, T0 + i * SEC),
+      allowed(d, dc, 135, T0 + i * SEC + 1),
+      allowed(d, dc, 49667, T0 + i * SEC + 2),
+      allowed(d, files, 445, T0 + i * SEC + 3),
+    ]);
+    const administered = desks.flatMap((d, i) => [allowed(admin, d, 445, T0 + HOUR + i * SEC), allowed(admin, d, 5985, T0 + HOUR + i * SEC + 1)]);
+    expect(run([...members, ...administered]).changes).toEqual([]);
+    // a collector of unknown role that every member reaches on WinRM (event forwarding): a service
+    const collector = ip('10.0.0.40');
+    const asMember = desks.map((d, i) => allowed(d, dc, 88, T0 + i * SEC));
+    const forwarded = desks.map((d, i) => allowed(d, collector, 5985, T0 + MIN + i * SEC));
+    const r = run([allowed(collector, dc, 88, T0), ...asMember, ...forwarded]);
+    expect(r.opened).toEqual([]);
+    // from the third source on, the collector serves WinRM to the fleet and sessions to it weigh nothing
+    expect(desks.slice(2).every((d) => r.engine.entity(keyOf(d))!.risk === 0)).toBe(true);
   });
 
   it('a few denied ordinary ports spread over the day do not add up to an incident', () => {

@@ -38,6 +38,8 @@ export interface LateralTruth {
   attacker: string;
   victim: string;
   denied: number;
+  /** Sources of the denied pairs (`src>dst:port`). */
+  deniedSources: string[];
 }
 
 /** ground-truth.csv of the lateral-movement recordings. */
@@ -47,6 +49,7 @@ export function lateralTruth(): LateralTruth[] {
     attacker: r.attacker_ip as string,
     victim: r.victim_ip as string,
     denied: Number(r.denied_flows),
+    deniedSources: (r.denied_pairs as string).split(/[ ;|]/).flatMap((p) => /^([^>]+)>/.exec(p)?.[1] ?? []),
   }));
 }
 

@@ -452,11 +452,12 @@ describe('incident lifecycle and publication', () => {
     const x = r.engine.explain(id)!;
     expect(x.rules.map((rule) => [rule.rule, rule.weight])).toEqual([
       ['admin_port', 8],
+      ['admin_session', 3], // the endpoint mapper answered, between two workstations: RPC 1.5 x 2
       ['rpc_chain', 2],
       ['anomaly', 1.5],
     ]);
     expect(x.evidence.every((e) => e.rule && e.weight > 0 && e.reason.length > 0)).toBe(true);
-    expect(x.score).toBeCloseTo(11.5, 3);
+    expect(x.score).toBeCloseTo(14.5, 3);
     const text = formatExplanation(x);
     expect(text).toContain('admin_port');
     expect(text).toContain('endpoint mapper');

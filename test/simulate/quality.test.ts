@@ -16,6 +16,15 @@ import { Scenario } from '../../src/simulate/scenario';
 const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8];
 const QUICKSTART_SEEDS = [1, 2, 3];
 
+/**
+ * The scenario's engine config, trusting the labels its cluster observers report: its allowlist
+ * names Prometheus by label, and labels count only from trusted sources.
+ */
+function engineConfig(s: Scenario): CorrelationConfigInput {
+  const c = s.truth.engineConfig as CorrelationConfigInput;
+  return { ...c, roles: { ...c.roles, trustedLabelSources: ['hubble', 'calico'] } };
+}
+
 function run(seed: number, preset: PresetName = 'small'): Evaluation {
   const s = new Scenario(presetConfig(preset, { seed }));
   const ctx: StreamContext = { state: new Map() };
@@ -24,7 +33,7 @@ function run(seed: number, preset: PresetName = 'small'): Evaluation {
     const o = normalizeRecord(r.text, r.format, ctx);
     if (o.kind === 'events') events.push(...o.events);
   }
-  const result = replay(events, s.truth.engineConfig as CorrelationConfigInput);
+  const result = replay(events, engineConfig(s));
   const e = evaluate(s.truth, result.incidents, { policyGaps: result.policyGaps });
   const detail = e.perAttack
     .map((a) => `    ${a.id.padEnd(22)} ${a.detected ? 'detected' : 'MISSED  '} ${a.severity ?? ''} techniques ${a.techniquesFound.join(',') || '-'} of ${a.techniquesExpected.join(',')}`)
