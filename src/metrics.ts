@@ -1,4 +1,31 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import pkg from '../package.json';
+
+/**
+ * The label values each labelled series is known to take, so every series is exported at 0 from
+ * start (a rate() or an alert on a series that appears only at its first event misses that event).
+ */
+export const KNOWN_LABELS = {
+  ingestOutcomes: ['event', 'skip', 'reject'],
+  ingestEventTypes: ['denied_flow', 'allowed_flow', 'anomaly'],
+  /** reasonClass() in ingest/dead-letter.ts; `<format>_invalid_field` is added per input topic. */
+  rejectReasons: ['malformed_json', 'forbidden_key', 'unknown_format', 'too_large', 'too_deep', 'not_text', 'empty', 'stale', 'future', 'invalid'],
+  batchStages: ['rekey', 'correlate'],
+  correlateResults: ['applied', 'duplicate'],
+  incidentChanges: ['incident_opened', 'incident_updated', 'policy_gap'],
+  quarantineKinds: ['applied', 'released', 'expired', 'failed'],
+  consumers: ['rekey', 'correlate', 'contain', 'siem', 'ledger-index'],
+  restartedBy: ['kafkajs', 'cordon'],
+  checkpointOutcomes: ['written', 'failed'],
+  alertSources: ['splunk', 'elastic'],
+  alertOutcomes: ['accepted', 'refused', 'unauthorized', 'unavailable'],
+} as const;
+
+/** `CORDON_COMMIT` (the image's build argument) when it is a git commit id, for cordon_build_info. */
+export function buildCommit(env: Readonly<Record<string, string | undefined>> = process.env): string | undefined {
+  const commit = env.CORDON_COMMIT?.trim();
+  return commit && /^[0-9a-f]{7,40}$/.test(commit) ? commit : undefined;
+}
 
 /** The service's Prometheus metrics, one registry per service instance. */
 export class Metrics {
@@ -142,6 +169,13 @@ export class Metrics {
     },
   });
 
+  readonly buildInfo = new Gauge({
+    name: 'cordon_build_info',
+    help: 'Always 1; the labels say which Cordon runs: version, node (the runtime), commit (when the build said).',
+    labelNames: ['version', 'node', 'commit'] as const,
+    registers: [this.registry],
+  });
+
   private sources: MetricSources = {};
 
   /** Figures that other parts of the service own, read when Prometheus scrapes. */
@@ -149,8 +183,37 @@ export class Metrics {
     this.sources = { ...this.sources, ...sources };
   }
 
-  constructor(opts: { defaultMetrics?: boolean } = {}) {
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'cordon_' });
+  /** Node's default metrics keep their stock names (process_*, nodejs_*), so stock dashboards find them. */
+  constructor(opts: { defaultMetrics?: boolean; commit?: string } = {}) {
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    const commit = opts.commit ?? buildCommit();
+    this.buildInfo.set({ version: pkg.version, node: process.version, ...(commit ? { commit } : {}) }, 1);
+    this.zeroFixed();
+  }
+
+  /** Zero-initialises the series of each input topic (their format names one more reject reason). */
+  knowInputs(inputs: ReadonlyArray<{ topic: string; format: string }>): void {
+    const k = KNOWN_LABELS;
+    for (const { topic, format } of inputs) {
+      for (const outcome of k.ingestOutcomes) this.ingestRecords.inc({ topic, outcome }, 0);
+      for (const type of k.ingestEventTypes) this.ingestEvents.inc({ topic, type }, 0);
+      const reasons = format === 'auto' ? k.rejectReasons : [...k.rejectReasons, `${format}_invalid_field`];
+      for (const reason of reasons) this.ingestRejects.inc({ topic, reason }, 0);
+    }
+  }
+
+  private zeroFixed(): void {
+    const k = KNOWN_LABELS;
+    for (const stage of k.batchStages) this.batchSeconds.zero({ stage });
+    for (const result of k.correlateResults) this.correlatedEvents.inc({ result }, 0);
+    for (const change of k.incidentChanges) this.incidents.inc({ change }, 0);
+    for (const kind of k.quarantineKinds) this.quarantineChanges.inc({ kind }, 0);
+    for (const consumer of k.consumers) {
+      this.consumerRestarts.inc({ consumer }, 0);
+      for (const restart of k.restartedBy) this.consumerCrashes.inc({ consumer, restart }, 0);
+    }
+    for (const outcome of k.checkpointOutcomes) this.ledgerCheckpoints.inc({ outcome }, 0);
+    for (const source of k.alertSources) for (const outcome of k.alertOutcomes) this.alerts.inc({ source, outcome }, 0);
   }
 }
 

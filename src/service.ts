@@ -53,6 +53,7 @@ export class Service {
     readonly log: Logger,
   ) {
     this.kafka = createKafka(config, log);
+    this.metrics.knowInputs(config.kafka.inputs);
     this.redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
     const rekey = new Rekey({ kafka: this.kafka, config, log: log.child({ stage: 'rekey' }), metrics: this.metrics });
     const flows = new FlowHistory(this.redis, config.redis.keyPrefix, {
