@@ -9,6 +9,7 @@ import { TokenConfig } from './http/auth';
 import { KafkaSaslConfig, KafkaTlsConfig, saslNeedsTls } from './kafka-security';
 import { LedgerConfig } from './ledger/checkpoint-config';
 import { FORMATS } from './normalize/normalizer';
+import { DeclaredVpcFields } from './normalize/vpcflow';
 import { NotifyConfig } from './notify/config';
 import { ElasticsearchSiemObject, SIEM_ENV, SplunkSiemConfig, type ElasticsearchSiemConfig } from './siem/config';
 import { DEFAULT_JSON_LIMITS, jsonLimitProblem, parseYaml, type JsonParse } from './validation';
@@ -30,6 +31,11 @@ export const InputTopic = z.object({
    * Keyed topics go straight to the correlator; others are rekeyed through the events topic first.
    */
   keyed: z.boolean().default(true),
+  /**
+   * VPC / Transit Gateway flow logs: the field order of this input's records, for logs delivered
+   * without a header line (CloudWatch Logs). A list of field names or AWS's LogFormat string.
+   */
+  vpcFields: DeclaredVpcFields.optional(),
 });
 export type InputTopic = z.infer<typeof InputTopic>;
 

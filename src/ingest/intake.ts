@@ -4,6 +4,7 @@ import { isFlow, type CordonEvent } from '../events';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { Format, StreamContext } from '../normalize/normalizer';
+import { declareVpcFormat } from '../normalize/vpcflow';
 import { admit, type AdmitLimits } from './admit';
 import { deadLetter, reasonClass } from './dead-letter';
 
@@ -31,6 +32,8 @@ export interface BatchIntake {
 export class Intake {
   private readonly streams = new Map<string, StreamContext>();
   private readonly limits: AdmitLimits;
+  /** Per topic, the VPC flow log field order its input declares (seeded into every new stream context). */
+  private readonly vpcFields: ReadonlyMap<string, readonly string[]>;
 
   constructor(
     config: Config,
@@ -39,6 +42,7 @@ export class Intake {
     private readonly clock: () => number = Date.now,
   ) {
     this.limits = config.ingest;
+    this.vpcFields = new Map(config.kafka.inputs.flatMap((i) => (i.vpcFields ? [[i.topic, i.vpcFields] as const] : [])));
   }
 
   /**
@@ -79,7 +83,11 @@ export class Intake {
   private streamContext(topic: string, partition: number): StreamContext {
     const key = `${topic}/${partition}`;
     let ctx = this.streams.get(key);
-    if (!ctx) this.streams.set(key, (ctx = { state: new Map() }));
+    if (!ctx) {
+      this.streams.set(key, (ctx = { state: new Map() }));
+      const fields = this.vpcFields.get(topic);
+      if (fields) declareVpcFormat(ctx, fields);
+    }
     return ctx;
   }
 }

@@ -153,6 +153,16 @@ export const PortText = z.string().transform((s, ctx): number => {
   return n;
 });
 
+/** A count written as decimal text ("49"), as flow logs write packets. */
+export const CountText = z.string().transform((s, ctx): number => {
+  const n = digitsValue(s, 15);
+  if (n < 0) {
+    ctx.issues.push({ code: 'custom', input: s, message: `expected a count (decimal digits), got ${show(s)}` });
+    return z.NEVER;
+  }
+  return n;
+});
+
 /** An IP protocol number written as decimal text ("6"). */
 export const ProtocolNumberText = z.string().transform((s, ctx): number => {
   const n = digitsValue(s, 3);

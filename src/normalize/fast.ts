@@ -99,6 +99,16 @@ export class FieldCheck {
     return v === undefined ? undefined : this.portText(v);
   }
 
+  /** `CountText`: at most 15 digits. */
+  countText(v: unknown): number {
+    const n = typeof v === 'string' ? digitsValue(v, 15) : -1;
+    return n >= 0 ? n : this.fail(0);
+  }
+
+  optCountText(v: unknown): number | undefined {
+    return v === undefined ? undefined : this.countText(v);
+  }
+
   /** `ProtocolNumberText`: "0".."255" in at most 3 digits. */
   protocolNumberText(v: unknown): number {
     const n = typeof v === 'string' ? digitsValue(v, 3) : -1;
