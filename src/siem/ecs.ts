@@ -516,6 +516,16 @@ export function deadLetterToEcs(letter: DeadLetterLike, opts: { maxOriginalBytes
   return { kind: 'dead_letter', id: v.id, op: 'create', doc };
 }
 
+/** ECS `network.transport`: the IANA keyword of the protocol (`ipv6-icmp`, not `icmpv6`). */
+const ECS_TRANSPORT: Readonly<Record<PolicyGapFinding['protocol'], string | undefined>> = {
+  tcp: 'tcp',
+  udp: 'udp',
+  icmp: 'icmp',
+  icmpv6: 'ipv6-icmp',
+  sctp: 'sctp',
+  other: undefined,
+};
+
 /** A policy-gap finding (low severity, not an incident); a later report replaces an earlier one. */
 export function findingToEcs(f: PolicyGapFinding): EsAction {
   const doc = compact({
@@ -538,7 +548,7 @@ export function findingToEcs(f: PolicyGapFinding): EsAction {
     rule: { name: 'Cordon policy gap', id: 'cordon:policy_gap', ruleset: 'cordon', category: 'policy_gap' },
     source: compact({ ip: entityIp(f.src), address: entityAddress(f.src) }),
     destination: compact({ ip: entityIp(f.dst), address: entityAddress(f.dst), port: f.port }),
-    network: { transport: f.protocol },
+    network: compact({ transport: ECS_TRANSPORT[f.protocol] }),
     related: compact({
       ip: unique([entityIp(f.src), entityIp(f.dst)].filter(validIp)),
       hosts: unique([f.src.name, f.dst.name].filter((n): n is string => !!n)),

@@ -355,5 +355,7 @@ describe('ECS documents', () => {
       destination: { ip: '10.2.0.9', address: 'redis-0', port: 6379 },
       network: { transport: 'tcp' },
     });
+    expect(findingToEcs(sampleFinding({ protocol: 'icmpv6', port: 0 })).doc.network).toEqual({ transport: 'ipv6-icmp' });
+    expect(findingToEcs(sampleFinding({ protocol: 'other' })).doc.network).toEqual({});
   });
 });

@@ -53,9 +53,14 @@ describe('Cordon incidents as Elastic Security reads them', () => {
   const index = (kind: DocKind) => writer.indexName(kind);
   const drained = () => eventually(async () => ((await writer.pending()) === 0 ? true : undefined), 30_000, 'the outbox to drain');
 
+  // what a full Elasticsearch has built in: the `logs` template (logs-*-*) makes data streams; here
+  // narrowed to this test's aliases, so the shared cluster's other users are not affected
+  const dataStreamTemplate = `${prefix}-logs-ds`;
+
   beforeAll(async () => {
     es = createEsClient({ node: ES_URL });
     redis = new Redis(REDIS_URL);
+    await es.indices.putIndexTemplate({ name: dataStreamTemplate, index_patterns: [`logs-cordon.*-${namespace}`], data_stream: {}, priority: 100 });
     writer = new SiemWriter({ client: createElasticsearchClient(config), redis, keyPrefix, config, log: testLog });
   });
 
@@ -63,6 +68,7 @@ describe('Cordon incidents as Elastic Security reads them', () => {
     await writer.stop({ drainTimeoutMs: 5_000 });
     await es.indices.delete({ index: DOC_KINDS.map(index), ignore_unavailable: true }).catch(() => undefined);
     for (const kind of DOC_KINDS) await es.indices.deleteIndexTemplate({ name: index(kind) }).catch(() => undefined);
+    await es.indices.deleteIndexTemplate({ name: dataStreamTemplate }).catch(() => undefined);
     const keys = await redis.keys(`{${keyPrefix}:*`);
     if (keys.length) await redis.del(...keys);
     await redis.quit();
@@ -84,7 +90,7 @@ describe('Cordon incidents as Elastic Security reads them', () => {
     expect(props.message.type).toBe('text');
   });
 
-  it('gives new indices the alias logs-cordon.<dataset>-<namespace> and message the type the cluster has', async () => {
+  it('gives new indices the alias logs-cordon.<dataset>-<namespace> (beside a data-stream template for logs-*) and message the type the cluster has', async () => {
     writer.start();
     await writer.enqueue([{ kind: 'ledger', record: sampleLedger(1) }, { kind: 'finding', finding: sampleFinding() }]);
     await drained();
@@ -93,6 +99,12 @@ describe('Cordon incidents as Elastic Security reads them', () => {
       expect(Object.keys(got)).toEqual([index(kind)]);
     }
     expect(writer.aliasName('ledger')).toBe(`logs-cordon.ledger-${namespace}`);
+    // the names resolve to aliases of Cordon's indices, not to data streams
+    const resolved = await es.indices.resolveIndex({ name: `logs-cordon.*-${namespace}` });
+    expect(resolved.data_streams).toEqual([]);
+    expect(resolved.aliases.map((a) => [a.name, a.indices])).toEqual(
+      expect.arrayContaining([[writer.aliasName('ledger'), [index('ledger')]], [writer.aliasName('finding'), [index('finding')]]]),
+    );
     const info = await es.nodes.info({ metric: 'plugins' });
     const expected = nodesHaveModule(info as Parameters<typeof nodesHaveModule>[0], 'mapper-extras') ? 'match_only_text' : 'text';
     const mapping = await es.indices.getMapping({ index: index('finding') });
