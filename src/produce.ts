@@ -1,6 +1,7 @@
 import type { Message, Producer } from './kafka';
 import { subjectKey } from './events';
-import { fileSize, readLines } from './io/lines';
+import { fileSize } from './io/lines';
+import { readRecords } from './io/records';
 import { ProgressBar } from './io/progress';
 import type { Format, StreamContext } from './normalize/normalizer';
 import { normalizeRecord } from './normalize/registry';
@@ -16,7 +17,7 @@ export interface ProduceOptions {
   progress?: boolean;
 }
 
-/** Publishes one telemetry file (gzip or plain, a record a line); returns how many records it sent. */
+/** Publishes one telemetry file (gzip or plain; records as readRecords reads them); returns how many records it sent. */
 export async function produceFile(
   producer: Producer,
   file: string,
@@ -29,7 +30,7 @@ export async function produceFile(
   const pace = opts.rate ? pacer(opts.rate) : undefined;
   let batch: Message[] = [];
   let count = 0;
-  for await (const line of readLines(file, (bytes) => bar.update(bytes, count))) {
+  for await (const line of readRecords(file, (bytes) => bar.update(bytes, count))) {
     batch.push(...toMessages(line, opts.format, ctx, opts.timestamp, partitions));
     count++;
     if (batch.length >= 500 || pace) {

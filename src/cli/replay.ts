@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { explainIncident, formatExplanation } from '../correlate/explain';
 import { replay } from '../correlate/replay';
 import type { CordonEvent } from '../events';
-import { fileSize, readLines } from '../io/lines';
+import { fileSize } from '../io/lines';
+import { readRecords } from '../io/records';
 import { ProgressBar } from '../io/progress';
 import { FORMATS, type Format, type StreamContext } from '../normalize/normalizer';
 import { normalizeRecord } from '../normalize/registry';
@@ -33,7 +34,7 @@ export function registerReplay(program: Command, term: Terminal): void {
     .option('--progress', OUTPUT_HELP.progress)
     .option('--no-progress', OUTPUT_HELP.noProgress)
     .option('-c, --config <file>', 'config file (correlate.engine holds the engine settings)')
-    .argument('<files...>', 'telemetry files, gzip or plain')
+    .argument('<files...>', 'telemetry files, gzip or plain: a record a line, or JSON (pretty-printed, or an array of records)')
     .action(async (files: string[], raw) => {
       const opts = parseOptions('replay', ReplayOptions, { ...raw, files });
       await runReplay(opts, term);
@@ -70,7 +71,7 @@ async function readEvents(files: string[], format: Format | 'auto', bar: Progres
   for (const [i, file] of files.entries()) {
     const ctx: StreamContext = { state: new Map() };
     let line = 0;
-    for await (const text of readLines(file, (bytes) => bar.update(before + bytes, records))) {
+    for await (const text of readRecords(file, (bytes) => bar.update(before + bytes, records))) {
       line++;
       records++;
       const outcome = normalizeRecord(text, format, ctx);

@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { produceFile } from '../../src/produce';
+import { readTopic, testKafka } from '../support/kafka';
+import { uniq } from '../support/stack';
+
+/** `cordon produce` over a pretty-printed JSON array, against the shared Kafka: one keyed message per element. */
+const ILLUMIO = path.resolve(__dirname, '../fixtures/illumio/traffic_query_response.json');
+
+describe('produce: a JSON array file', () => {
+  const kafka = testKafka();
+  const topic = uniq('cordon-test-produce-array');
+
+  beforeAll(async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+    await admin.disconnect();
+  });
+
+  afterAll(async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+    await admin.disconnect();
+  });
+
+  test('sends each element as its own message, keyed by its source and stamped with its event time', async () => {
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const sent = await produceFile(producer, ILLUMIO, topic, { format: 'auto', timestamp: 'event', progress: false }, 2).finally(() =>
+      producer.disconnect(),
+    );
+    const elements = JSON.parse(readFileSync(ILLUMIO, 'utf8')) as { timestamp_range: { first_detected: string } }[];
+    expect(sent).toBe(elements.length);
+    const messages = await readTopic(kafka, topic, (m) => m.length >= elements.length);
+    expect(messages).toHaveLength(elements.length);
+    const values = messages.map((m) => JSON.parse(String(m.value)) as (typeof elements)[number]);
+    expect(values).toEqual(expect.arrayContaining(elements));
+    expect(messages.every((m) => m.key !== null && m.key.length > 0)).toBe(true);
+    const times = messages.map((m) => Number(m.timestamp)).sort();
+    expect(times).toEqual(elements.map((e) => Date.parse(e.timestamp_range.first_detected)).sort());
+  });
+});
