@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs Cordon's index templates (ECS mappings) into Elasticsearch, for the default index
-# prefix `cordon`. Cordon installs the same templates itself at start when its user holds
-# manage_index_templates; use this when that privilege stays with an administrator.
+# prefix `cordon` and the namespace `default` (each template gives its index the alias
+# logs-cordon.<dataset>-default, which Elastic Security's logs-* patterns read). Cordon installs the
+# same templates itself at start when its user holds manage_index_templates; use this when that
+# privilege stays with an administrator.
 #
 #   ES_URL=https://es.example:9200 ES_API_KEY=... bash connectors/elasticsearch/install-templates.sh
 #   ES_URL=... ES_USER=elastic ES_PASSWORD=... ES_CA=/path/ca.pem bash connectors/elasticsearch/install-templates.sh

@@ -134,6 +134,14 @@ describe('Cordon incidents as Elastic Security reads them', () => {
     expect(src.source).toEqual({ ip: '10.1.0.5', address: 'ws5' });
     expect(src.destination).toEqual({ ip: '10.1.0.6', address: '10.1.0.6', port: 445 });
     expect(src.rule.name).toBe('Cordon lateral movement');
+
+    // a newer version of the incident is ingested again, so the rule's next run sees the update
+    await new Promise((r) => setTimeout(r, 20));
+    await writer.enqueue({ kind: 'incident', incident: sampleIncident({ id, version: 4, status: 'contained', severity: 'critical', confidence: 0.999 }) });
+    await drained();
+    const again = await es.get<Record<string, any>>({ index: writer.aliasName('incident'), id });
+    expect(again._source!.event.action).toBe('containment-applied');
+    expect(Date.parse(again._source!.event.ingested)).toBeGreaterThan(Date.parse(src.event.ingested));
   });
 
   it('the alias is searchable by name too, as a SOC would name it in a custom rule', async () => {
