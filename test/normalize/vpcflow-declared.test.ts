@@ -63,6 +63,19 @@ describe('vpcflow: a field order declared per input (CloudWatch Logs delivers no
     expect(run.admitBatch(batch(5, RECORDS), 'auto', 'record').admitted).toHaveLength(2);
   });
 
+  test('the example of docs/input-formats.md is a valid declaration that reads its records', () => {
+    const docs = readFileSync(path.resolve(__dirname, '../../docs/input-formats.md'), 'utf8');
+    const example = /vpcFields: "([^"]+)"/.exec(docs)![1]!;
+    const fields = config(example).kafka.inputs[0]!.vpcFields!;
+    expect(fields).toEqual(['version', 'srcaddr', 'dstaddr', 'srcport', 'dstport', 'protocol', 'start', 'action', 'log-status']);
+    const c = ctx();
+    declareVpcFormat(c, fields);
+    expect(normalizeRecord('2 10.0.0.5 10.0.0.9 50000 445 6 1418530010 REJECT OK', 'vpcflow', c)).toMatchObject({
+      kind: 'events',
+      events: [{ action: 'denied', dstPort: 445, src: { ip: '10.0.0.5', port: 50000 } }],
+    });
+  });
+
   test('a header line in the stream still replaces the declared order', () => {
     const c = ctx();
     declareVpcFormat(c, FIELDS);
