@@ -71,6 +71,7 @@ const ZONED_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d{1,9})? ?(Z|
 
 /** Epoch ms of an EventTime that carries a zone, NaN when it has none or is not a time. */
 function zonedTimeMs(s: string): number {
+  if (s.length < 20) return NaN; // "YYYY-MM-DD hh:mm:ss" and no room for a zone: NXLog's default
   const m = ZONED_TIME.exec(s);
   if (!m) return NaN;
   const [, date, time, fraction = '', zone] = m as unknown as [string, string, string, string | undefined, string];
@@ -130,11 +131,8 @@ function fastEventTime(c: FieldCheck, v: unknown): number | undefined {
   return Number.isNaN(ms) ? ms : c.eventTime(ms);
 }
 
-/** The event's time, from the first of the fields (in order) that gives one. */
-function firstTime(...times: (number | undefined)[]): number | undefined {
-  for (const t of times) if (t !== undefined && !Number.isNaN(t)) return t;
-  return undefined;
-}
+/** An EventTime that gave a time (NaN: it had no zone). */
+const zoned = (t: number | undefined): number | undefined => (t === undefined || Number.isNaN(t) ? undefined : t);
 
 function fastWfp(json: Record<string, unknown>): WfpConnection | undefined {
   const c = check.reset();
@@ -216,7 +214,7 @@ function wfpFlow(record: RawRecord, layout: WindowsLayout, blocked: boolean, fas
     if (!parsed.success) return reject(rejectReason('wfp', inRecordPaths(parsed.error, layout)));
     r = parsed.data;
   }
-  const time = firstTime(r['@timestamp'], r.TimeCreated, r.EventTime);
+  const time = r['@timestamp'] ?? r.TimeCreated ?? zoned(r.EventTime);
   if (time === undefined) return noTime(layout, json.EventTime, '');
   const host = r.Hostname.toLowerCase();
   const inbound = r.Direction === '%%14592' || r.Direction === 'Inbound';
@@ -250,7 +248,7 @@ function sysmonFlow(record: RawRecord, layout: WindowsLayout, fast: boolean): Ou
     if (!parsed.success) return reject(rejectReason('wfp', inRecordPaths(parsed.error, layout)));
     r = parsed.data;
   }
-  const time = firstTime(r['@timestamp'], r.TimeCreated, r.UtcTime, r.EventTime);
+  const time = r['@timestamp'] ?? r.TimeCreated ?? r.UtcTime ?? zoned(r.EventTime);
   if (time === undefined) return noTime(layout, json.EventTime, ', UtcTime');
   const host = r.Hostname.toLowerCase();
   const protocol = protocolFromText(r.Protocol);

@@ -23,7 +23,8 @@ export interface WindowsLayout {
   name(flatKey: string): string;
 }
 
-const NXLOG: (json: Record<string, unknown>) => WindowsLayout = (json) => ({ flat: json, name: (k) => k });
+const sameName = (k: string): string => k;
+const NXLOG = (json: Record<string, unknown>): WindowsLayout => ({ flat: json, name: sameName });
 
 /** The layout of a record, or NXLog's when it is neither Winlogbeat's 7+ nor 6 shape. */
 export function windowsLayout(json: Record<string, unknown>): WindowsLayout {
