@@ -302,6 +302,7 @@ export class CorrelationEngine implements rules.RuleContext {
    */
   private onSession(src: EntityState, dst: EntityState, port: number, service: LateralService, t: number): readonly Change[] | undefined {
     const cfg = this.config;
+    if (!cfg.allowedFlows.enabled || cfg.allowedFlows.services[service] === 0) return undefined;
     (dst.served ??= new ServedMemory()).note(service, src.key, t, cfg.windows.pairTtlMs, cfg.allowedFlows.fleetSources);
     if (src.flags & ALLOWLISTED || signals.ordinarySession(this, src, dst, service) !== undefined) return undefined;
     const sessions = (src.sessions ??= new PairTable());

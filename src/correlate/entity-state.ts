@@ -171,6 +171,11 @@ export class Suspicion {
 
 const NONE = new Suspicion();
 
+class LateralMemory {
+  sessions: PairTable | null = null;
+  served: ServedMemory | null = null;
+}
+
 /** Flag bit: the entity matched the allowlist when it was last described. */
 export const ALLOWLISTED = 1 << 8;
 
@@ -195,10 +200,8 @@ export class EntityState {
   described = -1;
   pairs: PairTable | null = null;
   epm: EndpointMapperMemory | null = null;
-  /** Recent permitted remote-administration sessions this entity opened (destination, port). */
-  sessions: PairTable | null = null;
-  /** Who reached this entity on which remote-administration service (a server of the fleet?). */
-  served: ServedMemory | null = null;
+  /** Sessions and served services, for the few entities in remote-administration traffic (one field). */
+  private x: LateralMemory | null = null;
   private s: Suspicion | null = null;
 
   constructor(
@@ -229,6 +232,22 @@ export class EntityState {
   setName(name: string): void {
     this.label = undefined;
     if (this.name !== name) this.label = name;
+  }
+
+  /** Recent permitted remote-administration sessions this entity opened (destination, port). */
+  get sessions(): PairTable | null {
+    return this.x === null ? null : this.x.sessions;
+  }
+  set sessions(t: PairTable | null) {
+    if (t !== null || this.x !== null) (this.x ??= new LateralMemory()).sessions = t;
+  }
+
+  /** Who reached this entity on which remote-administration service (a server of the fleet?). */
+  get served(): ServedMemory | null {
+    return this.x === null ? null : this.x.served;
+  }
+  set served(m: ServedMemory | null) {
+    if (m !== null || this.x !== null) (this.x ??= new LateralMemory()).served = m;
   }
 
   /** Read the suspicion record (a shared all-zero one when there is none: never write to it). */
