@@ -60,7 +60,8 @@ function winlogbeat7(json: Record<string, unknown>, w: Record<string, unknown>):
     '@timestamp': json['@timestamp'],
     TimeCreated: w.time_created,
   });
-  if (flat.SourceIp === undefined && flat.DestinationIp === undefined) fromEcs(json, flat, paths);
+  const noAddresses = flat.SourceIp === undefined && flat.DestinationIp === undefined && flat.SourceAddress === undefined;
+  if (noAddresses) fromEcs(json, flat, paths);
   return { flat, name: (k) => paths[k] ?? (k.startsWith('@') ? k : `winlog.event_data.${k}`) };
 }
 

@@ -75,6 +75,11 @@ describe('Elastic Agent (System integration) Security events: WFP 5156, 5157 and
     });
   });
 
+  test('5156 after the System integration\'s ingest pipeline (as stored in Elasticsearch) gives the same flow', () => {
+    const [stored] = lines('elastic-agent-security-5156-ingested.jsonl');
+    expect(norm(stored!)).toEqual(norm(AGENT_5156));
+  });
+
   test('format auto detects the layout', () => {
     for (const t of [AGENT_5156, AGENT_5157, AGENT_5152, ...COLLECTED, ...INGESTED]) {
       expect(normalizeRecord(t, 'auto', ctx())).toEqual(norm(t));
