@@ -212,7 +212,7 @@ describe('the fast path gives the zod schema outcome on every layout', () => {
   }
 
   test('on hostile variants of every field of every fixture record and its 6 form', () => {
-    const records = [AGENT_5156, AGENT_5157, AGENT_5152, asWinlogbeat6(AGENT_5152), COLLECTED[0]!, INGESTED[1]!];
+    const records = [AGENT_5156, AGENT_5157, AGENT_5152, asWinlogbeat6(AGENT_5152), COLLECTED[0]!, INGESTED[1]!, lines('elastic-agent-security-5156-ingested.jsonl')[0]!];
     const all = records.flatMap(variants);
     expect(all.length).toBeGreaterThan(1000);
     let rejects = 0;
