@@ -8,6 +8,7 @@ import { WebhookEnforcerConfig } from './enforcer/webhook';
 import { TokenConfig } from './http/auth';
 import { KafkaSaslConfig, KafkaTlsConfig, saslNeedsTls } from './kafka-security';
 import { LedgerConfig } from './ledger/checkpoint-config';
+import { LOG_FORMATS } from './logger';
 import { FORMATS } from './normalize/normalizer';
 import { DeclaredVpcFields } from './normalize/vpcflow';
 import { NotifyConfig } from './notify/config';
@@ -57,7 +58,11 @@ const ElasticsearchConfig = ElasticsearchSiemObject.extend({
 export const ConfigSchema = z.object({
   serviceName: z.string().min(1).default('cordon'),
   log: z
-    .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .object({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** `json` (pino's lines) or `ecs` (Elastic Common Schema, for Filebeat / Elastic Agent without an ingest pipeline). */
+      format: z.enum(LOG_FORMATS).default('json'),
+    })
     .prefault({}),
   kafka: z
     .object({
@@ -203,6 +208,7 @@ export type Config = z.infer<typeof ConfigSchema>;
 type EnvType = 'string' | 'number' | 'list' | 'boolean';
 const ENV: Record<string, { path: string[]; type: EnvType }> = {
   CORDON_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
+  CORDON_LOG_FORMAT: { path: ['log', 'format'], type: 'string' },
   CORDON_KAFKA_BROKERS: { path: ['kafka', 'brokers'], type: 'list' },
   CORDON_KAFKA_CLIENT_ID: { path: ['kafka', 'clientId'], type: 'string' },
   CORDON_KAFKA_PARTITIONS: { path: ['kafka', 'partitions'], type: 'number' },

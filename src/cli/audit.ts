@@ -133,7 +133,7 @@ export function registerAudit(program: Command): void {
 }
 
 async function withKafka<T>(config: Config, use: (kafka: ReturnType<typeof createKafka>, log: ReturnType<typeof createLogger>) => Promise<T>): Promise<T> {
-  const log = createLogger(config.log.level === 'info' ? 'error' : config.log.level);
+  const log = createLogger(config.log.level === 'info' ? 'error' : config.log.level, 'cordon', { format: config.log.format });
   return use(createKafka(config, log, 'cordon-audit'), log);
 }
 

@@ -43,7 +43,7 @@ export function registerProduce(program: Command, term: Terminal): void {
 
 async function produceFiles(opts: ProduceOptions): Promise<{ topic: string; counts: Record<string, number> }> {
   const config = configFrom(opts);
-  const log = createLogger(config.log.level === 'info' ? 'error' : config.log.level);
+  const log = createLogger(config.log.level === 'info' ? 'error' : config.log.level, 'cordon', { format: config.log.format });
   const kafka = createKafka(config, log, 'cordon-produce');
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();

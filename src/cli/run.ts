@@ -14,7 +14,7 @@ export function registerRun(program: Command): void {
     .action(async (raw) => {
       const opts = parseOptions('run', RunOptions, raw);
       const config = configFrom(opts);
-      const log = createLogger(config.log.level);
+      const log = createLogger(config.log.level, 'cordon', { format: config.log.format });
       const service = new Service(config, log);
       let stopping = false;
       const shutdown = async (signal: string) => {

@@ -1,0 +1,48 @@
+import pkg from '../package.json';
+import { ConfigError, loadConfig } from '../src/config';
+import { createLogger } from '../src/logger';
+
+function capture() {
+  const lines: string[] = [];
+  return { lines, destination: { write: (s: string) => void lines.push(s) } };
+}
+
+describe('logs', () => {
+  it('log.format ecs writes Elastic Common Schema through @elastic/ecs-pino-format: @timestamp, log.level, message, service, process, error', () => {
+    const { lines, destination } = capture();
+    const log = createLogger('info', 'cordon', { format: 'ecs', destination });
+    log.info({ target: 'ip:10.0.0.5' }, 'quarantine applied');
+    log.error({ err: new Error('enforcer refused') }, 'release failed');
+    log.debug('not at info');
+    expect(lines).toHaveLength(2);
+    const [applied, failed] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(applied).toMatchObject({
+      'log.level': 'info',
+      message: 'quarantine applied',
+      'ecs.version': expect.stringMatching(/^\d+\.\d+/),
+      'service.name': 'cordon',
+      'service.version': pkg.version,
+      'process.pid': process.pid,
+      'log.logger': 'cordon',
+      target: 'ip:10.0.0.5',
+    });
+    expect(new Date(applied!['@timestamp'] as string).getTime()).toBeGreaterThan(Date.now() - 60_000);
+    expect(applied).not.toHaveProperty('msg');
+    expect(applied).not.toHaveProperty('level');
+    expect(failed).toMatchObject({ 'log.level': 'error', error: { type: 'Error', message: 'enforcer refused', stack_trace: expect.stringContaining('Error: enforcer refused') } });
+  });
+
+  it('the default format stays pino\'s own lines', () => {
+    const { lines, destination } = capture();
+    createLogger('info', 'cordon', { destination }).info('hello');
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, msg: 'hello', name: 'cordon', pid: process.pid });
+  });
+
+  it('log.format is checked: json (default) or ecs, from the file or CORDON_LOG_FORMAT', () => {
+    expect(loadConfig({ env: {} }).log.format).toBe('json');
+    expect(loadConfig({ env: { CORDON_LOG_FORMAT: 'ecs' } }).log.format).toBe('ecs');
+    expect(loadConfig({ env: {}, overrides: { log: { format: 'ecs' } } }).log.format).toBe('ecs');
+    expect(() => loadConfig({ env: {}, overrides: { log: { format: 'gelf' } } })).toThrow(ConfigError);
+    expect(() => loadConfig({ env: { CORDON_LOG_FORMAT: 'gelf' } })).toThrow(/log\.format = "gelf": Invalid option: expected one of "json"\|"ecs"/);
+  });
+});
