@@ -6,6 +6,7 @@ import { ProgressBar } from './io/progress';
 import type { Format, StreamContext } from './normalize/normalizer';
 import { normalizeRecord } from './normalize/registry';
 import { isVpcHeaderLine } from './normalize/vpcflow';
+import { isZeekHeaderLine } from './normalize/zeek-tsv';
 
 export interface ProduceOptions {
   format: Format | 'auto';
@@ -47,16 +48,20 @@ export async function produceFile(
 /**
  * Keys a record by its source entity so that one correlator owns each source. A record that does
  * not normalize is still sent as it is (key-less, stamped now): the service must see bad input too.
- * A VPC flow log header line goes to every partition, since each partition's reader needs it.
+ * A VPC flow log or Zeek TSV header line goes to every partition, since each partition's reader needs it.
  */
 function toMessages(line: string, format: Format | 'auto', ctx: StreamContext, ts: 'event' | 'now', partitions: number): Message[] {
   const outcome = normalizeRecord(line, format, ctx);
-  if (format === 'vpcflow' && isVpcHeaderLine(line)) {
+  if (isStreamHeader(line, format)) {
     return Array.from({ length: partitions }, (_, partition) => ({ value: line, partition }));
   }
   if (outcome.kind !== 'events' || outcome.events.length === 0) return [{ key: null, value: line }];
   const first = outcome.events[0]!;
   return [{ key: subjectKey(first), value: line, timestamp: String(ts === 'event' ? first.time : Date.now()) }];
+}
+
+function isStreamHeader(line: string, format: Format | 'auto'): boolean {
+  return ((format === 'vpcflow' || format === 'auto') && isVpcHeaderLine(line)) || ((format === 'zeek' || format === 'auto') && isZeekHeaderLine(line));
 }
 
 function pacer(perSecond: number): () => Promise<void> {
