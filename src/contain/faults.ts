@@ -24,6 +24,8 @@ export async function faultPoint(point: FaultPoint): Promise<void> {
     if (existsSync(marker)) return;
     writeFileSync(marker, point);
   }
+  // CORDON_FAULT_SIGNAL=SIGSTOP pauses the process there instead (a stalled leader); it goes on once continued.
+  if (process.env.CORDON_FAULT_SIGNAL === 'SIGSTOP') return void process.kill(process.pid, 'SIGSTOP');
   process.kill(process.pid, 'SIGKILL');
   await new Promise(() => {});
 }

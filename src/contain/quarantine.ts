@@ -1,4 +1,4 @@
-import { isTargetGone, type ApplyRequest, type Enforcer, type Observation, type Snapshot, type Target } from '../enforcer/enforcer';
+import { isTargetGone, type ApplyRequest, type Enforcer, type Fence, type Observation, type Snapshot, type Target } from '../enforcer/enforcer';
 import { RevertDriftError, type LabelDrift } from '../enforcer/webhook';
 import type { Ledger } from '../ledger/ledger';
 import { isLive } from '../ledger/registry';
@@ -206,7 +206,7 @@ export class Quarantines {
         return 'released';
       }
       try {
-        await enforcer.apply({ target: lease.ref as Target, labels: lease.labels, expiresAt: lease.expiresAt, leaseId: leaseId(lease) });
+        await enforcer.apply({ target: lease.ref as Target, labels: lease.labels, expiresAt: lease.expiresAt, leaseId: leaseId(lease), fence: await this.fence() });
       } catch (err) {
         this.deps.log.warn({ target: entity, err: (err as Error).message }, 'drift policy reapply: could not re-apply; tried again at the next check');
         return known ? 'known' : 'reapply-failed';
@@ -237,7 +237,7 @@ export class Quarantines {
       const lease = await this.registry.get(entity);
       if (!lease || !isLive(lease)) throw new Error(`no live quarantine on ${entity}`);
       const enforcer = this.enforcerOf(lease);
-      await enforcer.extend?.(lease.ref as Target, expiresAt, leaseId(lease));
+      await enforcer.extend?.(lease.ref as Target, expiresAt, leaseId(lease), await this.fence());
       const next = await this.record('quarantine_extended', lease, { ...lease, expiresAt }, opts.actor, opts.reason, opts.incidentId);
       await this.deps.schedule(next);
       return next;
@@ -296,8 +296,9 @@ export class Quarantines {
   private async complete(lease: Lease, req: ContainRequest): Promise<Lease> {
     const enforcer = this.enforcerOf(lease);
     await faultPoint('before-apply');
+    const fence = await this.fence();
     try {
-      await retry(() => enforcer.apply(applyRequest(lease, req)), {
+      await retry(() => enforcer.apply({ ...applyRequest(lease, req), fence }), {
         retries: 4,
         initialMs: 100,
         retriable: (err) => (err as { retriable?: boolean }).retriable !== false,
@@ -314,6 +315,11 @@ export class Quarantines {
     return applied;
   }
 
+  /** Confirms this process is still the ledger writer; every enforcer call carries the fence it returns. */
+  private fence(): Promise<Fence> {
+    return this.deps.ledger.fence();
+  }
+
   /** A hook failure is logged, never undoes or repeats what the ledger already holds. */
   private async changed(change: QuarantineChange): Promise<void> {
     try {
@@ -326,7 +332,7 @@ export class Quarantines {
   private async join(lease: Lease, req: ContainRequest): Promise<Lease> {
     const expiresAt = Math.max(lease.expiresAt, this.clock() + req.ttlMs);
     if (expiresAt > lease.expiresAt && lease.state === 'applied') {
-      await this.enforcerOf(lease).extend?.(lease.ref as Target, expiresAt, leaseId(lease));
+      await this.enforcerOf(lease).extend?.(lease.ref as Target, expiresAt, leaseId(lease), await this.fence());
     }
     const next = { ...lease, holders: [...lease.holders, req.incidentId], expiresAt };
     const joined = await this.record('quarantine_applied', lease, next, req.actor, `joined: ${req.reason}`, req.incidentId);
@@ -340,8 +346,9 @@ export class Quarantines {
     const enforcer = this.enforcerOf(lease);
     // `extra.applied`: the labels Cordon set, for layers that keep no record of them on the target.
     const snapshot: Snapshot = { target: lease.ref as Target, labels: lease.priorLabels, extra: { applied: { ...lease.labels } }, takenAt: this.clock() };
+    const fence = await this.fence();
     try {
-      await retry(() => enforcer.revert(snapshot, leaseId(lease)), {
+      await retry(() => enforcer.revert(snapshot, leaseId(lease), fence), {
         retries: 4,
         initialMs: 100,
         retriable: (err) => (err as { retriable?: boolean }).retriable !== false,

@@ -64,7 +64,21 @@ export interface ApplyRequest {
   protected?: readonly EntitySelector[];
   /** Cut the target's established connections too, where the layer can (`capabilities.connectionCut`). */
   cutConnections?: boolean;
+  /** The ledger writer's fencing token: a layer that can refuses the call when a newer writer holds the lock. */
+  fence?: Fence;
 }
+
+/**
+ * The fencing token of the ledger writer that makes a call (lock.ts): its token and epoch, and the
+ * Redis key of the lock. A layer in Redis checks the lock still holds the token in the same step; a
+ * layer with per-object writes records the epoch on the object and refuses a lower one.
+ */
+export interface Fence {
+  token: string;
+  epoch: number;
+  lockKey: string;
+}
+
 
 /** A failure the caller records on the lease; `retriable` false means retrying will not help. */
 export class EnforcerError extends Error {
@@ -75,6 +89,14 @@ export class EnforcerError extends Error {
     readonly code?: string,
   ) {
     super(message);
+  }
+}
+
+/** A call from a writer that is no longer the ledger writer (a paused or partitioned old leader): refused, never retried. */
+export class FencedCallError extends EnforcerError {
+  override name = 'FencedCallError';
+  constructor(message: string) {
+    super(message, false, 'fenced');
   }
 }
 
@@ -100,9 +122,9 @@ export interface Enforcer {
   /** Applies the labels; returns what the target had before. Never half-applies: on failure, nothing changed. */
   apply(request: ApplyRequest): Promise<Snapshot>;
   /** Restores the snapshot exactly (labels Cordon added are removed, changed ones put back). */
-  revert(snapshot: Snapshot, leaseId: string): Promise<void>;
+  revert(snapshot: Snapshot, leaseId: string, fence?: Fence): Promise<void>;
   /** The target's current state, for drift detection. */
   observe(target: Target): Promise<Observation>;
   /** Moves a kernel-/layer-side expiry (lease extended); a no-op for layers without one. */
-  extend?(target: Target, expiresAt: number, leaseId: string): Promise<void>;
+  extend?(target: Target, expiresAt: number, leaseId: string, fence?: Fence): Promise<void>;
 }

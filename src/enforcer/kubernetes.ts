@@ -8,6 +8,8 @@ import {
   type ApplyRequest,
   type Capabilities,
   type Enforcer,
+  type Fence,
+  FencedCallError,
   type Observation,
   type Snapshot,
   type Target,
@@ -76,6 +78,8 @@ export const KubernetesEnforcerConfig = z.object({
     .prefault({}),
   /** Annotation holding Cordon's record of the quarantine (lease, prior labels, labels set). */
   stateAnnotation: LabelKey.default('cordon.io/quarantine-state'),
+  /** Annotation holding the epoch of the last ledger writer that wrote the pod: a lower epoch is refused (fencing). */
+  fenceAnnotation: LabelKey.default('cordon.io/writer-epoch'),
   fieldManager: z.string().min(1).max(128).default('cordon'),
   requestTimeoutMs: z.number().int().min(100).default(10_000),
   retry: RetryConfig,
@@ -148,6 +152,7 @@ export class KubernetesEnforcer implements Enforcer {
     if (keys.length === 0) throw new EnforcerError('kubernetes apply: no labels to set', false, 'bad_request');
     return this.withRetry('apply', pod, async () => {
       const current = await this.read(pod);
+      this.checkFence(current, pod, 'apply', request.fence);
       const labels = current.metadata?.labels ?? {};
       guardProtected(this.name, request, { ...pod, labels, ...(current.status?.podIP ? { ip: current.status.podIP } : {}) });
       const state = this.readState(current, pod);
@@ -172,7 +177,7 @@ export class KubernetesEnforcer implements Enforcer {
         metadata: {
           resourceVersion: current.metadata?.resourceVersion,
           labels: { ...request.labels },
-          annotations: { [this.config.stateAnnotation]: JSON.stringify(next) },
+          annotations: { [this.config.stateAnnotation]: JSON.stringify(next), ...this.fenceMark(request.fence) },
         },
       });
       return snapshot;
@@ -187,11 +192,12 @@ export class KubernetesEnforcer implements Enforcer {
    * When another lease has quarantined the pod since, its snapshot holds the original labels: this
    * revert changes nothing and resolves.
    */
-  async revert(snapshot: Snapshot, leaseId: string): Promise<void> {
+  async revert(snapshot: Snapshot, leaseId: string, fence?: Fence): Promise<void> {
     const pod = podRef(snapshot.target);
     const extra = SnapshotExtra.safeParse(snapshot.extra);
     const result = await this.withRetry('revert', pod, async (): Promise<RevertResult> => {
       const current = await this.read(pod);
+      this.checkFence(current, pod, 'revert', fence);
       const labels = current.metadata?.labels ?? {};
       const state = this.readState(current, pod);
       if (state && state.lease !== leaseId) return { restored: [], unchanged: [], drifted: [], supersededBy: state.lease };
@@ -216,7 +222,7 @@ export class KubernetesEnforcer implements Enforcer {
           metadata: {
             resourceVersion: current.metadata?.resourceVersion,
             labels: patchLabels,
-            annotations: { [this.config.stateAnnotation]: null },
+            annotations: { [this.config.stateAnnotation]: null, ...this.fenceMark(fence) },
           },
         });
       }
@@ -240,6 +246,25 @@ export class KubernetesEnforcer implements Enforcer {
     const labels = { ...current.metadata?.labels };
     const { key, value } = this.config.quarantineLabel;
     return { target, labels, contained: labels[key] === value };
+  }
+
+  /**
+   * Fencing: the pod records the epoch of the last writer that changed it; a call from an older
+   * epoch (a paused or partitioned old leader) is refused. The patch that follows carries the
+   * resourceVersion it was read at, so a newer writer's change in between makes it a 409, retried
+   * from a fresh read, and refused then.
+   */
+  private checkFence(pod: K8s.V1Pod, ref: PodRef, op: string, fence: Fence | undefined): void {
+    if (!fence) return;
+    const raw = pod.metadata?.annotations?.[this.config.fenceAnnotation];
+    const seen = raw !== undefined && /^\d{1,15}$/.test(raw) ? Number(raw) : 0;
+    if (seen > fence.epoch) {
+      throw new FencedCallError(`kubernetes ${op} pod ${ref.namespace}/${ref.name} refused: the pod was written by ledger writer epoch ${seen}, this writer is epoch ${fence.epoch} (${fence.token}): a newer writer took over`);
+    }
+  }
+
+  private fenceMark(fence: Fence | undefined): Record<string, string> {
+    return fence ? { [this.config.fenceAnnotation]: String(fence.epoch) } : {};
   }
 
   private read(pod: PodRef): Promise<K8s.V1Pod> {

@@ -1,6 +1,6 @@
 import type Redis from 'ioredis';
-import type { ApplyRequest, Capabilities, Enforcer, Observation, Snapshot, Target } from './enforcer';
-import { EnforcerError } from './enforcer';
+import type { ApplyRequest, Capabilities, Enforcer, Fence, Observation, Snapshot, Target } from './enforcer';
+import { EnforcerError, FencedCallError } from './enforcer';
 import { guardProtected } from './protection';
 
 /**
@@ -9,6 +9,29 @@ import { guardProtected } from './protection';
  * containment benchmark and crash tests (it survives the process, so a test can count how many
  * times a target was really quarantined), and a stand-in for a layer not wired up yet.
  */
+/**
+ * Sets (or, for a null value, deletes) labels and counts the change, in one step that first checks
+ * the fence: the writer lock must still hold the caller's token, or nothing is written.
+ * KEYS: labels, changes, lock. ARGV: token ('' = unfenced), change kind, now, labels JSON.
+ * Returns 1 when something changed, 0 when nothing did, -1 when fenced.
+ */
+const WRITE = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+local changed = false
+for k, v in pairs(cjson.decode(ARGV[4])) do
+  local now = redis.call('HGET', KEYS[1], k)
+  if v == cjson.null then
+    if now then redis.call('HDEL', KEYS[1], k); changed = true end
+  elseif now ~= v then
+    redis.call('HSET', KEYS[1], k, v); changed = true
+  end
+end
+if not changed then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('HSET', KEYS[2], ARGV[2] .. 'At', ARGV[3])
+return 1
+`;
+
 export class LabelStoreEnforcer implements Enforcer {
   readonly name = 'labelstore';
   readonly capabilities: Capabilities = { labels: true, kernelExpiry: false, connectionCut: false };
@@ -36,10 +59,6 @@ export class LabelStoreEnforcer implements Enforcer {
     return { applied: Number(a ?? 0), reverted: Number(r ?? 0), ...(aAt ? { appliedAt: Number(aAt) } : {}), ...(rAt ? { revertedAt: Number(rAt) } : {}) };
   }
 
-  private async counted(target: Target, change: 'applied' | 'reverted'): Promise<void> {
-    await this.redis.multi().hincrby(this.changesKey(target), change, 1).hset(this.changesKey(target), `${change}At`, Date.now()).exec();
-  }
-
   async setLabels(target: Target, labels: Record<string, string>): Promise<void> {
     await this.redis.del(this.key(target));
     if (Object.keys(labels).length > 0) await this.redis.hset(this.key(target), labels);
@@ -50,27 +69,17 @@ export class LabelStoreEnforcer implements Enforcer {
     const before = await this.redis.hgetall(this.key(req.target));
     guardProtected(this.name, req, { labels: before });
     const prior = Object.fromEntries(Object.keys(req.labels).map((k) => [k, before[k] ?? null]));
-    const changed = Object.entries(req.labels).some(([k, v]) => before[k] !== v);
-    if (changed) {
-      await this.redis.hset(this.key(req.target), req.labels);
-      await this.counted(req.target, 'applied');
-    }
+    await this.write(req.target, 'applied', req.labels, req.fence);
     return { target: req.target, labels: prior, takenAt: Date.now() };
   }
 
-  async revert(snapshot: Snapshot): Promise<void> {
-    const now = await this.redis.hgetall(this.key(snapshot.target));
-    let changed = false;
-    for (const [k, v] of Object.entries(snapshot.labels)) {
-      if (v === null && k in now) {
-        await this.redis.hdel(this.key(snapshot.target), k);
-        changed = true;
-      } else if (v !== null && now[k] !== v) {
-        await this.redis.hset(this.key(snapshot.target), k, v);
-        changed = true;
-      }
-    }
-    if (changed) await this.counted(snapshot.target, 'reverted');
+  async revert(snapshot: Snapshot, _leaseId?: string, fence?: Fence): Promise<void> {
+    await this.write(snapshot.target, 'reverted', snapshot.labels, fence);
+  }
+
+  private async write(target: Target, change: 'applied' | 'reverted', labels: Record<string, string | null>, fence: Fence | undefined): Promise<void> {
+    const outcome = await this.redis.eval(WRITE, 3, this.key(target), this.changesKey(target), fence?.lockKey ?? '', fence?.token ?? '', change, Date.now(), JSON.stringify(labels));
+    if (outcome === -1) throw new FencedCallError(`labelstore ${change === 'applied' ? 'apply' : 'revert'} on ${target.entity} refused: the ledger writer lock no longer holds ${fence?.token} (a newer writer took over)`);
   }
 
   async observe(target: Target): Promise<Observation> {

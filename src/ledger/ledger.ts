@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type Redis from 'ioredis';
+import type { Fence } from '../enforcer/enforcer';
 import type { Admin, Kafka, Producer } from '../kafka';
 import type { Logger } from '../logger';
 import { LedgerBrokenError } from './audit';
@@ -9,7 +10,7 @@ import { LedgerLockLostError, WriterLock } from './lock';
 import { ledgerOffsets, readLastMessage } from './reader';
 import { catchUp, rebuild, type DropGuard, type RebuildResult, type ReplayTarget } from './rebuild';
 import type { LedgerEntry, LedgerRecord } from './records';
-import { FencedError, QuarantineRegistry } from './registry';
+import { FencedError, ledgerKeys, QuarantineRegistry } from './registry';
 
 /**
  * The ledger writer: appends hash-chained records to the ledger topic (one partition, infinite
@@ -60,6 +61,8 @@ export interface LedgerOptions {
   startup?: 'sync' | 'rebuild';
   /** Asked before a rebuild swaps in a registry that drops live leases; throwing leaves the registry as it was. */
   dropGuard?: DropGuard;
+  /** Called once when this writer finds its lock expired or taken by another writer (it then refuses every append). */
+  onLockLost?: (err: LedgerLockLostError) => void;
 }
 
 /** What open() did to the registry. After a rebuild, the caller re-schedules `rebuild.reschedule`. */
@@ -118,7 +121,10 @@ export class Ledger {
       ttlMs: options.lockTtlMs,
       waitMs: options.lockWaitMs,
       log: options.log,
-      onLost: (err) => ledger?.fail(err),
+      onLost: (err) => {
+        ledger?.fail(err);
+        options.onLockLost?.(err);
+      },
     });
     const producer = createProducer(options.kafka);
     const admin = options.kafka.admin();
@@ -167,6 +173,21 @@ export class Ledger {
   /** The writer lock's fencing token (`<owner>#<epoch>`). */
   get token(): string {
     return this.lock.token;
+  }
+
+  /** The writer lock's epoch: it grows with every acquisition, so it orders writers. */
+  get epoch(): number {
+    return this.lock.epoch;
+  }
+
+  /**
+   * The fence an enforcer call carries, once the lock is confirmed (and extended) as this writer's;
+   * LedgerLockLostError when it is not.
+   */
+  async fence(): Promise<Fence> {
+    this.usable();
+    await this.lock.check();
+    return { token: this.lock.token, epoch: this.lock.epoch, lockKey: ledgerKeys(this.options.prefix).lock };
   }
 
   /**
