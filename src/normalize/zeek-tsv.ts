@@ -35,7 +35,6 @@ const REQUIRED = ['ts', 'uid', 'id.orig_h', 'id.orig_p', 'id.resp_h', 'id.resp_p
 
 interface Header {
   separator: string;
-  setSeparator: string;
   emptyField: string;
   unsetField: string;
   path?: string;
@@ -44,7 +43,7 @@ interface Header {
   read?: { name: string; at: number; type: string }[];
 }
 
-const fresh = (): Header => ({ separator: '\t', setSeparator: ',', emptyField: '(empty)', unsetField: '-' });
+const fresh = (): Header => ({ separator: '\t', emptyField: '(empty)', unsetField: '-' });
 
 function headerOf(ctx: StreamContext): Header {
   const h = ctx.state.get(STATE_KEY) as Header | undefined;
@@ -93,9 +92,9 @@ function header(line: string, ctx: StreamContext): Outcome {
     case 'unset_field': {
       const v = metaValue(name, values.join(h.separator));
       if (typeof v !== 'string') return v;
-      if (name === 'set_separator') h.setSeparator = v;
-      else if (name === 'empty_field') h.emptyField = v;
-      else h.unsetField = v;
+      // set_separator is checked, not kept: no set column is read
+      if (name === 'empty_field') h.emptyField = v;
+      else if (name === 'unset_field') h.unsetField = v;
       return skip(`zeek: TSV header #${name}`);
     }
     case 'path': {
