@@ -1,6 +1,9 @@
+import { join } from 'node:path';
 import type { CorrelationConfigInput } from '../../src/correlate/config';
 import type { Incident } from '../../src/correlate/incident';
 import { replay } from '../../src/correlate/replay';
+import { loadPlaybookFile } from '../../src/playbook/load';
+import { matches } from '../../src/playbook/match';
 import { apt29Events, apt29Steps, available, edgesOf, entityOf, lateralEvents, lateralTruth, rootIp } from './recordings';
 
 /**
@@ -15,10 +18,26 @@ const LAB: CorrelationConfigInput = { roles: { inventory: [{ selector: { name: '
 
 const suite = available ? describe : describe.skip;
 
+const shipped = loadPlaybookFile(join(__dirname, '../../playbooks/auto-quarantine.yaml'));
+if (!shipped.ok) throw new Error('playbooks/auto-quarantine.yaml does not load');
+const AUTO = shipped.playbook;
+const autoQuarantined = (inc: Incident) => matches(AUTO, inc).matched;
+
+/** The recordings whose attacker the shipped auto-quarantine playbook stops (docs/detection.md). */
+const AUTO_STOPS = [
+  'covenant_dcom_iertutil_dll_hijack',
+  'covenant_sharpsc_create_dcerpc_smb_svcctl',
+  'covenant_sharpsc_query_dcerpc_smb_svcctl',
+  'covenant_sharpsc_start_dcerpc_smb_svcctl',
+  'covenant_sharpsc_stop_dcerpc_smb_svcctl',
+  'purplesharp_ad_playbook_I',
+];
+
 function line(inc: Incident): string {
   const root = entityOf(inc, inc.root);
   const hops = edgesOf(inc).map((e) => `${e.from}>${e.to}:${e.ports.join('/')}`);
-  return `${inc.severity} ${inc.score.toFixed(1)} root ${root?.name ?? ''} ${rootIp(inc)} [${hops.join(' ')}] (${inc.techniques.join(' ')})`;
+  const auto = autoQuarantined(inc) ? ' AUTO-QUARANTINE' : '';
+  return `${inc.severity} ${inc.score.toFixed(1)} conf ${inc.confidence}${auto} root ${root?.name ?? ''} ${rootIp(inc)} [${hops.join(' ')}] (${inc.techniques.join(' ')})`;
 }
 
 suite('quality on the OTRF lateral-movement recordings', () => {
@@ -42,10 +61,12 @@ suite('quality on the OTRF lateral-movement recordings', () => {
     if (t.attacker) {
       expect(incidents.map(rootIp)).toEqual([t.attacker]);
       expect(edgesOf(incidents[0]!).some((e) => e.from === t.attacker && e.to === t.victim)).toBe(true);
+      expect(autoQuarantined(incidents[0]!)).toBe(AUTO_STOPS.includes(dataset));
       exact += 1;
     } else {
       // no attacker named: only a host the ground truth shows refused on a lateral call may be blamed
       for (const inc of incidents) expect(t.deniedSources).toContain(rootIp(inc));
+      expect(incidents.filter(autoQuarantined)).toEqual([]);
     }
   });
 });
