@@ -4,7 +4,7 @@ import type { Metrics } from '../metrics';
 import { DEFAULT_JSON_LIMITS, parseJson } from '../validation';
 
 /** A named readiness check: resolves when the dependency is usable, throws with the reason when not. */
-export type HealthCheck = { name: string; check: () => Promise<void> };
+export type HealthCheck = { name: string; check: () => Promise<void | string> };
 
 export interface HttpDeps {
   log: Logger;
@@ -61,10 +61,10 @@ function jsonBodyParser(limits: BodyLimits) {
   };
 }
 
-async function runCheck(c: HealthCheck): Promise<{ name: string; ok: boolean; error?: string }> {
+async function runCheck(c: HealthCheck): Promise<{ name: string; ok: boolean; detail?: string; error?: string }> {
   try {
-    await withTimeout(c.check(), 2_000);
-    return { name: c.name, ok: true };
+    const detail = await withTimeout(c.check(), 2_000);
+    return { name: c.name, ok: true, ...(typeof detail === 'string' ? { detail } : {}) };
   } catch (err) {
     return { name: c.name, ok: false, error: (err as Error).message };
   }
