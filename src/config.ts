@@ -157,8 +157,20 @@ export const ConfigSchema = z.object({
       playbooks: z.string().min(1).default('playbooks'),
       /** Every playbook runs dry: decisions are recorded, nothing is touched. */
       dryRun: z.boolean().default(false),
-      /** How long start-up waits for another writer's ledger lock: longer than its 15 s TTL, so a restart after a crash waits out the dead writer's lock. */
-      lockWaitMs: Duration.default(20_000),
+      /**
+       * How long start-up waits for another writer's ledger lock before this replica serves as a hot
+       * standby (API and console on, containment waiting for the lock in the background).
+       */
+      lockWaitMs: Duration.default(0),
+      /** How long the ledger lock lives without renewal (renewed every third of it): after a SIGKILL, a standby takes over within it. */
+      lockTtlMs: Duration.min(1000).max(60_000).default(5_000),
+      /** How this replica's HTTP API is reached by the others, so a standby forwards decisions to the leader (default http://<hostname>:<http.port>). */
+      advertiseUrl: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+      /**
+       * The incidents consumer's group session: after a SIGKILL, the new leader's consumer gets the
+       * partitions once the dead member's session ran out. The consumer heartbeats after every incident.
+       */
+      sessionTimeoutMs: Duration.min(6_000, 'at least 6000 (the broker default group.min.session.timeout.ms)').max(300_000).default(6_000),
       reconcileIntervalMs: Duration.min(100).default(10_000),
       /** A live quarantine whose labels were changed outside Cordon: put them back (`reapply`) or end it (`release`). */
       driftPolicy: z.enum(['reapply', 'release']).default('reapply'),
@@ -224,6 +236,7 @@ const ENV: Record<string, { path: string[]; type: EnvType }> = {
   CORDON_ES_URL: { path: ['elasticsearch', 'url'], type: 'string' },
   CORDON_HTTP_HOST: { path: ['http', 'host'], type: 'string' },
   CORDON_HTTP_PORT: { path: ['http', 'port'], type: 'number' },
+  CORDON_ADVERTISE_URL: { path: ['contain', 'advertiseUrl'], type: 'string' },
   CORDON_MAX_RECORD_BYTES: { path: ['ingest', 'maxRecordBytes'], type: 'number' },
   CORDON_MAX_EVENT_AGE_MS: { path: ['ingest', 'maxEventAgeMs'], type: 'number' },
   CORDON_LEDGER_CHECKPOINT_KEY: { path: ['ledger', 'checkpoint', 'privateKey'], type: 'string' },

@@ -130,6 +130,24 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly leader = new Gauge({
+    name: 'cordon_leader',
+    help: 'Whether this replica leads containment (holds the ledger writer lock): 1 leader, 0 standby.',
+    registers: [this.registry],
+  });
+
+  readonly leaderSince = new Gauge({
+    name: 'cordon_leader_since_seconds',
+    help: 'Since when (Unix seconds) this replica has been the leader or a standby.',
+    registers: [this.registry],
+  });
+
+  readonly leaderTakeovers = new Counter({
+    name: 'cordon_leader_takeovers_total',
+    help: 'Times this replica took containment over after waiting as a standby.',
+    registers: [this.registry],
+  });
+
   readonly flowOverflow = new Counter({
     name: 'cordon_flow_overflow_total',
     help: 'Flows not kept in the flow history: their entity-hour already held flows.maxPerHour distinct flows.',

@@ -1,7 +1,10 @@
+import { hostname } from 'node:os';
 import Redis from 'ioredis';
 import type { Kafka } from './kafka';
 import type { Config } from './config';
 import { Containment, type IncidentDecision } from './contain/containment';
+import { Leadership } from './contain/leadership';
+import { registerForwarding } from './http/forward';
 import { Correlator } from './correlate/correlator';
 import { AlertPublisher, alertTopic } from './alerts/publisher';
 import { registerAlertRoutes } from './alerts/routes';
@@ -41,6 +44,8 @@ export class Service {
   readonly http: HttpServer;
   readonly correlator: Correlator;
   readonly containment: Containment | undefined;
+  /** Which replica leads containment (holds the ledger lock); the others are hot standbys. */
+  readonly leadership: Leadership | undefined;
   /** Incidents, ledger records and dead letters to Elasticsearch / Splunk, when either is on. */
   readonly siem: SiemStage | undefined;
   /** SIEM alerts posted to /api/alerts/* to the anomalies topic. */
@@ -82,9 +87,24 @@ export class Service {
           statusRequests,
           metrics: this.metrics,
           log: log.child({ stage: 'contain' }),
+          onLockLost: (err) => this.leadership?.lost(err),
         })
       : undefined;
     const containment = this.containment;
+    const selfUrl = () => advertisedUrl(config, this.http.server.address());
+    this.leadership = containment
+      ? new Leadership({
+          redis: this.redis,
+          prefix: config.redis.keyPrefix,
+          url: selfUrl,
+          term: { start: (waitMs) => containment.start(waitMs), stop: () => containment.stop() },
+          firstWaitMs: config.contain.lockWaitMs,
+          metrics: this.metrics,
+          log: log.child({ stage: 'contain' }),
+        })
+      : undefined;
+    const leadership = this.leadership;
+    const standby = () => leadership !== undefined && !leadership.leading;
     const checkpoints = containment && config.ledger.checkpoint ? checkpointStage(config, log, () => containment.ledger, this.metrics) : undefined;
     const siem = SiemStage.wanted(config) ? new SiemStage({ kafka: this.kafka, redis: this.redis, config, log: log.child({ stage: 'siem' }), metrics: this.metrics }) : undefined;
     this.siem = siem;
@@ -106,13 +126,15 @@ export class Service {
         { name: 'kafka', check: () => this.checkKafka() },
         { name: 'rekey', check: async () => refuse(rekey.isRunning() ? rekey.consumerTrouble() : 'consumer not running') },
         { name: 'correlate', check: async () => refuse(correlator.isRunning() ? correlator.consumerTrouble() : 'consumer not running') },
-        ...(containment ? [{ name: 'contain', check: async () => refuse(containment.isRunning() ? containment.consumerTrouble() : 'containment not running') }] : []),
-        ...(containment ? [{ name: 'ledger', check: async () => refuse(containment.isRunning() ? containment.ledger.unwritable : 'containment, which writes the ledger, is not running') }] : []),
+        ...(leadership ? [{ name: 'leadership', check: () => leadershipCheck(leadership) }] : []),
+        ...(containment ? [{ name: 'contain', check: async () => refuse(standby() ? undefined : containment.isRunning() ? containment.consumerTrouble() : 'containment not running') }] : []),
+        ...(containment ? [{ name: 'ledger', check: async () => refuse(standby() ? undefined : containment.isRunning() ? containment.ledger.unwritable : 'containment, which writes the ledger, is not running') }] : []),
         ...(siem ? [{ name: 'siem', check: async () => refuse(siem.isRunning() ? siem.consumerTrouble() : 'consumer not running') }] : []),
         { name: 'ledger-index', check: async () => refuse(ledgerIndex.isRunning() ? ledgerIndex.consumerTrouble() : 'consumer not running') },
         ...(checkpoints ? [{ name: 'ledger-checkpoints', check: async () => refuse(checkpoints.trouble()) }] : []),
       ],
     });
+    if (leadership) registerForwarding(this.http, { leaderUrl: async () => (standby() ? (await leadership.leader())?.url : undefined), self: selfUrl });
     registerApi(this.http, {
       containment: () => (containment?.isRunning() ? containment : undefined),
       incidents: this.correlator.incidents,
@@ -134,7 +156,7 @@ export class Service {
       ...(containment
         ? [
             { name: 'enforcers', start: () => prepareEnforcers(enforcers, log), stop: async () => {} },
-            { name: 'contain', start: () => containment.start(), stop: () => containment.stop() },
+            { name: 'contain', start: () => leadership!.start(), stop: () => leadership!.stop() },
             ...(checkpoints ? [checkpoints] : []),
           ]
         : []),
@@ -163,6 +185,8 @@ export class Service {
   }
 
   async stop(): Promise<void> {
+    // The leader hands the ledger lock over first, so a standby takes over while the rest stops.
+    if (this.started.some((s) => s.name === 'contain')) await this.leadership?.stop().catch((err) => this.log.error({ err }, 'leadership hand-over failed'));
     for (const stage of this.started.reverse()) {
       try {
         await stage.stop();
@@ -204,6 +228,28 @@ export class Service {
   private async listen(): Promise<void> {
     await this.http.listen({ host: this.config.http.host, port: this.config.http.port });
   }
+}
+
+/**
+ * Leadership is informative: a standby is ready (it serves the API and forwards decisions); the
+ * check fails only while this replica neither leads nor waits, or no replica leads at all.
+ */
+async function leadershipCheck(leadership: Leadership): Promise<string> {
+  const s = leadership.status();
+  const since = new Date(s.since).toISOString();
+  if (s.role === 'leader') return `leader since ${since} (epoch ${s.epoch}, ${s.token}); takeovers by this replica: ${s.takeovers}`;
+  if (s.role === 'stopped') throw new Error('containment is stopped on this replica');
+  const leader = await leadership.leader();
+  if (!leader) throw new Error(`standby since ${since}; no replica leads containment now (a takeover is under way)`);
+  return `standby since ${since}; leader ${leader.token} at ${leader.url} since ${new Date(leader.since).toISOString()}; takeovers by this replica: ${s.takeovers}`;
+}
+
+/** How the other replicas reach this one: contain.advertiseUrl, else this host and the port it listens on. */
+function advertisedUrl(config: Config, address: ReturnType<HttpServer['server']['address']>): string {
+  if (config.contain.advertiseUrl) return config.contain.advertiseUrl;
+  const port = typeof address === 'object' && address ? address.port : config.http.port;
+  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? hostname() : config.http.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** A check that fails with `why`, when there is one. */

@@ -9,6 +9,7 @@ import { CHANGE_HEADER } from '../correlate/correlator';
 import type { Enforcer } from '../enforcer/enforcer';
 import { FETCH } from '../kafka';
 import { Ledger } from '../ledger/ledger';
+import type { LedgerLockLostError } from '../ledger/lock';
 import type { Lease } from '../ledger/records';
 import { isLive as live } from '../ledger/registry';
 import type { Logger } from '../logger';
@@ -45,6 +46,8 @@ export interface ContainmentDeps {
   metrics?: Metrics;
   log: Logger;
   clock?: () => number;
+  /** Called once when this replica finds the ledger lock lost to another writer (leadership.ts steps down). */
+  onLockLost?: (err: LedgerLockLostError) => void;
 }
 
 /** An analyst's decision about an incident, as the ledger keeps it. */
@@ -100,7 +103,8 @@ export class Containment {
     this.approvals = new ApprovalStore(deps.redis, deps.config.redis.keyPrefix);
   }
 
-  async start(): Promise<void> {
+  /** Starts under the ledger lock, waiting up to `lockWaitMs` for it (LedgerLockedError when another writer keeps it). */
+  async start(lockWaitMs = this.deps.config.contain.lockWaitMs): Promise<{ token: string; epoch: number }> {
     const { config, kafka, redis, log } = this.deps;
     const loaded = loadPlaybooks([config.contain.playbooks]);
     if (loaded.issues.length > 0) throw new Error(`playbooks refused:\n${loaded.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`);
@@ -109,7 +113,16 @@ export class Containment {
     if (missing.length > 0) throw new Error(`playbooks refused:\n${missing.map((m) => `  ${m}`).join('\n')}`);
     if (config.notify.oncall.length > 0 && !config.auth.linkSecret) throw new Error('notify.oncall sends signed approve/deny links: set auth.linkSecret');
     const mint = linkMinter(config.auth, this.clock);
-    this.ledger = await Ledger.open({ kafka, redis, topic: config.kafka.topics.ledger, prefix: config.redis.keyPrefix, log, lockWaitMs: config.contain.lockWaitMs });
+    this.ledger = await Ledger.open({
+      kafka,
+      redis,
+      topic: config.kafka.topics.ledger,
+      prefix: config.redis.keyPrefix,
+      log,
+      lockWaitMs,
+      lockTtlMs: config.contain.lockTtlMs,
+      ...(this.deps.onLockLost ? { onLockLost: this.deps.onLockLost } : {}),
+    });
     const bullPrefix = `${config.redis.keyPrefix}:bull`;
     this.queue = new Queue('contain', { connection: this.bullConnection(), prefix: bullPrefix });
     this.quarantines = new Quarantines({
@@ -172,7 +185,7 @@ export class Containment {
       stalledInterval: 2_000,
     });
     this.worker.on('failed', (job, err) => log.error({ job: job?.id, name: job?.name, attempts: job?.attemptsMade, err }, 'containment job failed'));
-    const consumer = kafka.consumer({ groupId: config.kafka.groups.contain, ...FETCH });
+    const consumer = kafka.consumer({ groupId: config.kafka.groups.contain, ...FETCH, sessionTimeout: config.contain.sessionTimeoutMs, heartbeatInterval: Math.floor(config.contain.sessionTimeoutMs / 6) });
     this.consumer = consumer;
     const run = () => consumer.run({ eachBatch: (p) => this.onIncidents(p), partitionsConsumedConcurrently: PARTITIONS_CONCURRENTLY });
     this.supervisor = new ConsumerSupervisor(consumer, { name: 'contain', log, ...(this.deps.metrics && { metrics: this.deps.metrics }), run });
@@ -181,6 +194,7 @@ export class Containment {
     await run();
     this.timer = setInterval(() => void this.reconcile().catch((err) => log.error({ err }, 'reconcile failed')), config.contain.reconcileIntervalMs);
     this.running = true;
+    return { token: this.ledger.token, epoch: this.ledger.epoch };
   }
 
   async stop(): Promise<void> {
@@ -403,6 +417,8 @@ export class Containment {
         for (const incident of q) {
           await this.runner.onIncident(incident);
           await this.switcher.onIncident(incident);
+          // kafkajs heartbeats only when asked (at most once per heartbeatInterval): a long batch keeps its short session.
+          await heartbeat();
         }
       }
     };
