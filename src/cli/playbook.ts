@@ -58,7 +58,7 @@ export function registerPlaybook(program: Command): void {
     .command('test')
     .description(
       'show whether a playbook matches an incident and the steps it would take, with their job ids; touches nothing. ' +
-        'PLAYBOOK may be a directory: the playbook that would be selected is shown. INCIDENT is a JSON file (one incident, an array, or JSON lines as `cordon replay` prints)',
+        'PLAYBOOK may be a directory: the playbook that would be selected is shown. INCIDENT is a JSON file (one incident, an array, or JSON lines as `cordon replay --json` prints)',
     )
     .argument('<playbook>', 'playbook file, or a directory of playbooks')
     .argument('<incident>', 'incident JSON file')
