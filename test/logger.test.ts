@@ -1,6 +1,8 @@
 import pkg from '../package.json';
 import { ConfigError, loadConfig } from '../src/config';
+import { createHttpServer } from '../src/http/server';
 import { createLogger } from '../src/logger';
+import { Metrics } from '../src/metrics';
 
 function capture() {
   const lines: string[] = [];
@@ -44,5 +46,26 @@ describe('logs', () => {
     expect(loadConfig({ env: {}, overrides: { log: { format: 'ecs' } } }).log.format).toBe('ecs');
     expect(() => loadConfig({ env: {}, overrides: { log: { format: 'gelf' } } })).toThrow(ConfigError);
     expect(() => loadConfig({ env: { CORDON_LOG_FORMAT: 'gelf' } })).toThrow(/log\.format = "gelf": Invalid option: expected one of "json"\|"ecs"/);
+  });
+});
+
+describe('ECS logs from the HTTP server', () => {
+  it('a route that fails logs an ECS line with the error (type, message, stack_trace); every line is ECS', async () => {
+    const { lines, destination } = capture();
+    const app = createHttpServer({ log: createLogger('info', 'cordon', { format: 'ecs', destination }), metrics: new Metrics({ defaultMetrics: false }), checks: [] });
+    app.get('/boom', async () => {
+      throw new Error('kaboom');
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const res = await fetch(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/boom`);
+      expect(res.status).toBe(500);
+    } finally {
+      await app.close();
+    }
+    const docs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const failed = docs.find((d) => (d.error as { message?: string } | undefined)?.message === 'kaboom');
+    expect(failed).toMatchObject({ 'log.level': 'error', 'service.name': 'cordon', error: { type: 'Error', message: 'kaboom', stack_trace: expect.stringContaining('Error: kaboom') } });
+    expect(docs.every((d) => typeof d['@timestamp'] === 'string' && typeof d['ecs.version'] === 'string')).toBe(true);
   });
 });
