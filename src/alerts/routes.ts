@@ -1,10 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { Anomaly } from '../events';
 import { Anomaly as AnomalySchema } from '../events';
 import { allows, authenticate, sha256Hex, type TokenConfig } from '../http/auth';
-import type { HttpServer } from '../http/server';
+import { PROBLEM_RESPONSES, problem } from '../http/problem';
+import { routes, type HttpServer } from '../http/server';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { describeIssues } from '../validation';
@@ -71,33 +72,51 @@ function matchSecret(secret: string, secrets: readonly AlertSecret[]): AlertSecr
 export function registerAlertRoutes(app: HttpServer, deps: AlertRoutesDeps): void {
   if (!deps.config.enabled) return;
   const now = deps.now ?? Date.now;
-  const route = <S extends z.ZodType>(source: AlertSource, schema: S, convert: (body: z.infer<S>, config: AlertsConfig, now: number) => Conversion) =>
-    app.post<{ Querystring: { token?: string } }>(`/api/alerts/${source}`, { onResponse: async (_req, reply) => void deps.metrics?.alerts.inc({ source, outcome: outcomeOf(reply.statusCode) }) }, async (req: FastifyRequest<{ Querystring: { token?: string } }>, reply: FastifyReply) => {
-      const token = typeof req.query?.token === 'string' ? req.query.token : undefined;
-      const verdict = authorizeAlert(source, { authorization: req.headers.authorization, token }, deps);
-      if (!verdict.ok) {
-        if (verdict.status === 401) void reply.header('www-authenticate', 'Bearer');
-        return reply.code(verdict.status).send({ error: verdict.status === 401 ? 'unauthorized' : 'forbidden', message: verdict.message });
-      }
-      const parsed = schema.safeParse(req.body ?? null);
-      if (!parsed.success) return reply.code(400).send({ error: 'bad request', message: describeIssues(parsed.error, 'body') });
-      const converted = convert(parsed.data, deps.config, now());
-      if (!converted.ok) return reply.code(400).send({ error: 'bad request', message: converted.message });
-      const invalid = firstInvalid(converted.anomalies);
-      if (invalid) return reply.code(400).send({ error: 'bad request', message: invalid });
-      if (!deps.publisher.isRunning()) return reply.code(503).send({ error: 'unavailable', message: 'the alert publisher is not running' });
-      try {
-        const published = await deps.publisher.publish(converted.anomalies);
-        deps.log.info({ source, by: verdict.by, anomalies: published.map((p) => ({ id: p.id, entity: p.entity })) }, 'SIEM alert accepted');
-        return reply.code(202).send({ accepted: published.length, anomalies: published });
-      } catch (err) {
-        deps.log.error({ source, err }, 'could not publish SIEM alert');
-        return reply.code(503).send({ error: 'unavailable', message: `Kafka did not take the alert: ${(err as Error).message}` });
-      }
-    });
-  route('splunk', SplunkAlert, splunkToAnomalies);
-  route('elastic', ElasticAlert, elasticToAnomalies);
+  const poster = new WeakMap<FastifyRequest, string>();
+  const authorize = (source: AlertSource) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const token = (req.query as { token?: unknown } | undefined)?.token;
+    const verdict = authorizeAlert(source, { authorization: req.headers.authorization, token: typeof token === 'string' ? token : undefined }, deps);
+    if (verdict.ok) return void poster.set(req, verdict.by);
+    if (verdict.status === 401) void reply.header('www-authenticate', 'Bearer');
+    return problem(reply, verdict.status, verdict.message);
+  };
+  const route = <S extends z.ZodType>(r: HttpServer, source: AlertSource, body: S, convert: (body: z.infer<S>, config: AlertsConfig, now: number) => Conversion) =>
+    r.post(
+      `/api/alerts/${source}`,
+      {
+        preValidation: authorize(source),
+        onResponse: async (_req, reply) => void deps.metrics?.alerts.inc({ source, outcome: outcomeOf(reply.statusCode) }),
+        schema: {
+          tags: ['alerts'],
+          description: `a ${source} alert becomes a siem_alert anomaly on the anomalies topic`,
+          querystring: AlertQuery,
+          body,
+          response: { 202: z.unknown(), ...PROBLEM_RESPONSES },
+        },
+      },
+      async (req, reply) => {
+        const converted = convert(req.body as z.infer<S>, deps.config, now());
+        if (!converted.ok) return problem(reply, 400, converted.message);
+        const invalid = firstInvalid(converted.anomalies);
+        if (invalid) return problem(reply, 400, invalid);
+        if (!deps.publisher.isRunning()) return problem(reply, 503, 'the alert publisher is not running');
+        try {
+          const published = await deps.publisher.publish(converted.anomalies);
+          deps.log.info({ source, by: poster.get(req), anomalies: published.map((p) => ({ id: p.id, entity: p.entity })) }, 'SIEM alert accepted');
+          return reply.code(202).send({ accepted: published.length, anomalies: published });
+        } catch (err) {
+          deps.log.error({ source, err }, 'could not publish SIEM alert');
+          return problem(reply, 503, `Kafka did not take the alert: ${(err as Error).message}`);
+        }
+      },
+    );
+  routes(app, (r) => {
+    route(r, 'splunk', SplunkAlert, splunkToAnomalies);
+    route(r, 'elastic', ElasticAlert, elasticToAnomalies);
+  });
 }
+
+const AlertQuery = z.object({ token: z.string().max(4096).optional().describe("the source's shared secret, for senders that cannot set headers (Splunk's webhook action)") });
 
 /** The events contract is the last word: an anomaly that would not pass ingest is refused here. */
 function firstInvalid(anomalies: readonly Anomaly[]): string | undefined {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { HttpServer } from '../http/server';
+import { routes, type HttpServer } from '../http/server';
 import { CONSOLE_JS } from './script';
 import { CONSOLE_CSS } from './style';
 
@@ -60,8 +60,11 @@ export function registerConsole(app: HttpServer): void {
     if (req.headers['if-none-match'] === a.etag) return reply.code(304).send();
     return reply.type(a.type).send(a.body);
   };
-  app.get('/console', send(HTML));
-  app.get('/console/', send(HTML));
-  app.get('/console/app.js', send(JS));
-  app.get('/console/app.css', send(CSS));
+  const schema = (description: string) => ({ schema: { tags: ['console'], description } });
+  routes(app, (r) => {
+    r.get('/console', schema('the console page (HTML)'), send(HTML));
+    r.get('/console/', schema('the console page (HTML)'), send(HTML));
+    r.get('/console/app.js', schema("the console's script"), send(JS));
+    r.get('/console/app.css', schema("the console's style sheet"), send(CSS));
+  });
 }

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { problem } from './problem';
 
 /** Roles, each allowed everything the ones before it are. */
 export const ROLES = ['viewer', 'responder', 'approver'] as const;
@@ -51,16 +52,16 @@ export function allows(principal: Principal, needed: Role): boolean {
   return ROLES.indexOf(principal.role) >= ROLES.indexOf(needed);
 }
 
-/** A Fastify preHandler: 401 without a valid token, 403 when the role is not enough. */
+/** A Fastify preValidation hook (before the body is validated): 401 without a valid token, 403 when the role is not enough. */
 export function requireRole(needed: Role, tokens: () => readonly TokenConfig[]) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const principal = authenticate(request.headers.authorization, tokens());
     if (!principal) {
-      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'a valid bearer token is required' });
+      await problem(reply.header('www-authenticate', 'Bearer'), 401, 'a valid bearer token is required');
       return;
     }
     if (!allows(principal, needed)) {
-      await reply.code(403).send({ error: 'forbidden', message: `role ${principal.role} may not do this; it needs ${needed}` });
+      await problem(reply, 403, `role ${principal.role} may not do this; it needs ${needed}`);
       return;
     }
     request.principal = principal;

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { IncidentDecision } from '../contain/containment';
 import { requireRole, type TokenConfig } from '../http/auth';
-import type { HttpServer } from '../http/server';
-import { describeIssues } from '../validation';
+import { PROBLEM_RESPONSES, problem } from '../http/problem';
+import { routes, type HttpServer } from '../http/server';
 import { transition } from './lifecycle';
 import type { StatusRequests } from './status-requests';
 import type { IncidentStore } from './store';
@@ -16,6 +16,7 @@ export interface IncidentRoutesDeps {
 }
 
 const CloseBody = z.strictObject({ reason: z.string().trim().min(3, 'say why (at least 3 characters)').max(2000) });
+const Requested = z.object({ incident: z.string(), requested: z.literal('closed'), by: z.string() });
 
 /**
  * `POST /api/incidents/:id/close`: an analyst closes an incident (resolved, or not an attack).
@@ -23,18 +24,25 @@ const CloseBody = z.strictObject({ reason: z.string().trim().min(3, 'say why (at
  * entities opens a new incident.
  */
 export function registerIncidentRoutes(app: HttpServer, deps: IncidentRoutesDeps): void {
-  const responder = { preHandler: requireRole('responder', () => deps.tokens) };
-  app.post<{ Params: { id: string } }>('/api/incidents/:id/close', responder, async (req, reply) => {
-    const body = CloseBody.safeParse(req.body ?? {});
-    if (!body.success) return reply.code(400).send({ error: 'bad request', message: describeIssues(body.error, 'body') });
-    const incident = await deps.incidents.get(req.params.id);
-    if (!incident) return reply.code(404).send({ error: 'not found', message: `no incident ${req.params.id}` });
-    const step = transition(incident.status, 'closed');
-    if (step.outcome === 'refused') return reply.code(409).send({ error: 'conflict', message: step.reason });
-    if (step.outcome === 'unchanged') return reply.code(409).send({ error: 'conflict', message: `incident ${incident.id} is already closed` });
-    const actor = `user:${req.principal!.name}`;
-    await deps.audit({ actor, incidentId: incident.id, target: incident.root, reason: body.data.reason, after: { status: 'closed', from: incident.status } });
-    await deps.requests.request(incident, 'closed', actor, body.data.reason);
-    return reply.code(202).send({ incident: incident.id, requested: 'closed', by: actor });
-  });
+  const responder = { preValidation: requireRole('responder', () => deps.tokens) };
+  const schema = {
+    tags: ['incidents'],
+    security: [{ bearer: [] }],
+    params: z.object({ id: z.string().min(1).max(1024) }),
+    body: CloseBody,
+    response: { 202: Requested, ...PROBLEM_RESPONSES },
+  };
+  routes(app, (r) =>
+    r.post('/api/incidents/:id/close', { ...responder, schema }, async (req, reply) => {
+      const incident = await deps.incidents.get(req.params.id);
+      if (!incident) return problem(reply, 404, `no incident ${req.params.id}`);
+      const step = transition(incident.status, 'closed');
+      if (step.outcome === 'refused') return problem(reply, 409, step.reason);
+      if (step.outcome === 'unchanged') return problem(reply, 409, `incident ${incident.id} is already closed`);
+      const actor = `user:${req.principal!.name}`;
+      await deps.audit({ actor, incidentId: incident.id, target: incident.root, reason: req.body.reason, after: { status: 'closed', from: incident.status } });
+      await deps.requests.request(incident, 'closed', actor, req.body.reason);
+      return reply.code(202).send({ incident: incident.id, requested: 'closed' as const, by: actor });
+    }),
+  );
 }

@@ -67,7 +67,7 @@ describe('on-call API authorization (real Redis approvals)', () => {
     for (const token of [TOKENS.network, TOKENS.nogroup]) {
       const refused = await post('/api/approvals/a-groups/approve', token, { reason: 'looks bad' });
       expect(refused.status).toBe(403);
-      expect(refused.json().message).toMatch(/is in none of the groups approval a-groups asks \(soc-oncall\)/);
+      expect(refused.json().detail).toMatch(/is in none of the groups approval a-groups asks \(soc-oncall\)/);
       expect((await post('/api/approvals/a-groups/deny', token, { reason: 'looks fine' })).status).toBe(403);
     }
     expect((await approvals.get('a-groups'))!.state).toBe('pending');
@@ -80,7 +80,7 @@ describe('on-call API authorization (real Redis approvals)', () => {
     await open('a-late', { deadline: Date.now() - 1_000 });
     const late = await post('/api/approvals/a-late/approve', TOKENS.oncall, { reason: 'looks bad' });
     expect(late.status).toBe(409);
-    expect(late.json().message).toMatch(/passed its deadline .*its on_timeout \(release\) decides/);
+    expect(late.json().detail).toMatch(/passed its deadline .*its on_timeout \(release\) decides/);
     expect((await approvals.get('a-late'))!.state).toBe('pending');
   });
 
@@ -88,10 +88,10 @@ describe('on-call API authorization (real Redis approvals)', () => {
     await open('a-links');
     const missing = await post('/api/approvals/nope/links', TOKENS.oncall);
     expect(missing.status).toBe(404);
-    expect(missing.json().message).toBe('no approval nope');
+    expect(missing.json().detail).toBe('no approval nope');
     const outsider = await post('/api/approvals/a-links/links', TOKENS.network);
     expect(outsider.status).toBe(403);
-    expect(outsider.json().message).toMatch(/nina is in none of the groups approval a-links asks/);
+    expect(outsider.json().detail).toMatch(/nina is in none of the groups approval a-links asks/);
     const minted = await post('/api/approvals/a-links/links', TOKENS.oncall);
     expect(minted.status).toBe(200);
     const { approve, expiresAt } = minted.json() as { approve: string; expiresAt: number };
@@ -102,16 +102,16 @@ describe('on-call API authorization (real Redis approvals)', () => {
     expect((await approvals.get('a-links'))!.state).toBe('approved');
     const decided = await post('/api/approvals/a-links/links', TOKENS.oncall);
     expect(decided.status).toBe(409);
-    expect(decided.json().message).toBe('approval a-links is already approved');
+    expect(decided.json().detail).toBe('approval a-links is already approved');
   });
 
   it('an extension longer than contain.maxExtensionMs or the 7d hard limit is refused with 400 naming the limit', async () => {
     const tooLong = await post('/api/quarantines/ip%3A10.0.0.1/extend', TOKENS.responder, { ttl: '2d', reason: 'still investigating' });
     expect(tooLong.status).toBe(400);
-    expect(tooLong.json().message).toBe('body.ttl: 2d is longer than the longest extension, 1d (contain.maxExtensionMs)');
+    expect(tooLong.json().detail).toBe('body.ttl: 2d is longer than the longest extension, 1d (contain.maxExtensionMs)');
     const absurd = await post('/api/quarantines/ip%3A10.0.0.1/extend', TOKENS.responder, { ttl: '999999d', reason: 'forever' });
     expect(absurd.status).toBe(400);
-    expect(absurd.json().message).toBe('body.ttl: 999999d is above the hard limit of a quarantine, 7d');
+    expect(absurd.json().detail).toBe('body.ttl: 999999d is above the hard limit of a quarantine, 7d');
     expect((await post('/api/quarantines/ip%3A10.0.0.1/extend', TOKENS.responder, { ttl: '9999999d', reason: 'forever' })).status).toBe(400);
     expect(extended).toEqual([]);
     const before = Date.now();

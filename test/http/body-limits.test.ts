@@ -19,14 +19,14 @@ describe('HTTP request bodies at the edge', () => {
 
   const post = async (body: string, type = 'application/json') => {
     const res = await fetch(`${base}/echo`, { method: 'POST', headers: { 'content-type': type }, body });
-    return { status: res.status, body: (await res.json()) as { message?: string } };
+    return { status: res.status, body: (await res.json()) as { detail?: string } };
   };
 
   it('refuses a body nested deeper than the limit with 400 and the reason, before any route sees it', async () => {
     const deep = '['.repeat(20_000) + ']'.repeat(20_000);
     const r = await post(deep);
     expect(r.status).toBe(400);
-    expect(r.body.message).toBe('body: too deep: nesting goes beyond 16 levels at offset 16');
+    expect(r.body.detail).toBe('body: too deep: nesting goes beyond 16 levels at offset 16');
     expect(seen).toEqual([]);
   });
 
@@ -37,9 +37,9 @@ describe('HTTP request bodies at the edge', () => {
   });
 
   it('refuses malformed JSON and prototype-pollution keys with 400', async () => {
-    expect((await post('{"a": ')).body.message).toMatch(/^body: malformed JSON/);
+    expect((await post('{"a": ')).body.detail).toMatch(/^body: malformed JSON/);
     const polluted = await post('{"__proto__": {"admin": true}}', 'application/json; charset=utf-8');
-    expect(polluted).toEqual({ status: 400, body: expect.objectContaining({ message: 'body: forbidden key "__proto__" (prototype pollution)' }) });
+    expect(polluted).toEqual({ status: 400, body: expect.objectContaining({ type: 'about:blank', status: 400, detail: 'body: forbidden key "__proto__" (prototype pollution)' }) });
     expect(seen).toEqual([]);
   });
 
@@ -51,7 +51,7 @@ describe('HTTP request bodies at the edge', () => {
     expect((await nest(64)).status).toBe(200);
     const refused = await nest(65);
     expect(refused.status).toBe(400);
-    expect(await refused.json()).toMatchObject({ message: 'body: too deep: nesting goes beyond 64 levels at offset 64' });
+    expect(await refused.json()).toMatchObject({ title: 'Bad Request', detail: 'body: too deep: nesting goes beyond 64 levels at offset 64' });
     await plain.close();
   });
 

@@ -73,7 +73,7 @@ describe('console routes and the console API (real Redis; containment off)', () 
   it('validates the impact query and says so; answers 503 when containment is off', async () => {
     const bad = await get('/api/approvals/a1/impact?hours=48', VIEWER);
     expect(bad.statusCode).toBe(400);
-    expect(bad.json().message).toContain('hours');
+    expect(bad.json().detail).toContain('hours');
     expect((await get('/api/approvals/a1/impact?hours=abc', VIEWER)).statusCode).toBe(400);
     expect((await get('/api/approvals/a1/impact?hours=6', VIEWER)).statusCode).toBe(503);
     expect((await get('/api/incidents/inc-1/run', VIEWER)).statusCode).toBe(503);

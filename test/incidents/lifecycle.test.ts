@@ -86,7 +86,7 @@ describe('incident lifecycle on the real service', () => {
     expect((await close(incident.id, TOKENS.viewer, { reason: 'resolved: host reimaged' })).status).toBe(403);
     const bad = await close(incident.id, TOKENS.responder, {});
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as { message: string }).message).toMatch(/reason/);
+    expect(((await bad.json()) as { detail: string }).detail).toMatch(/reason/);
     expect((await close('inc-does-not-exist', TOKENS.responder, { reason: 'typo' })).status).toBe(404);
     const closed = await close(incident.id, TOKENS.responder, { reason: 'resolved: host reimaged' });
     expect(closed.status).toBe(202);
