@@ -60,6 +60,8 @@ export interface IncidentDecision {
   after: { status: IncidentStatus; from: IncidentStatus };
 }
 
+/** How long a stop waits for intake and jobs to end before it releases the ledger lock anyway. */
+const HANDOVER_MS = 1_500;
 /** Incidents of one fetched batch whose runs start at the same time. */
 const INCIDENT_CONCURRENCY = 32;
 /** Partitions of the incidents topic whose batches are handled at the same time. */
@@ -181,6 +183,8 @@ export class Containment {
       connection: this.bullConnection(),
       prefix: bullPrefix,
       concurrency: 48,
+      // Seconds an idle worker blocks waiting for a job: close() waits it out (a leader's SIGTERM hand-over).
+      drainDelay: 1,
       lockDuration: 4_000,
       stalledInterval: 2_000,
     });
@@ -191,7 +195,9 @@ export class Containment {
     this.supervisor = new ConsumerSupervisor(consumer, { name: 'contain', log, ...(this.deps.metrics && { metrics: this.deps.metrics }), run });
     await consumer.connect();
     await consumer.subscribe({ topic: config.kafka.topics.incidents, fromBeginning: true });
-    await run();
+    // The group join waits for a departing member (the leader this replica takes over from) to
+    // leave or time out; containment is leading meanwhile: leases are released, jobs run.
+    void run().catch((err) => log.error({ err }, 'incidents consumer did not start'));
     this.timer = setInterval(() => void this.reconcile().catch((err) => log.error({ err }, 'reconcile failed')), config.contain.reconcileIntervalMs);
     this.running = true;
     return { token: this.ledger.token, epoch: this.ledger.epoch };
@@ -201,11 +207,20 @@ export class Containment {
     this.running = false;
     if (this.timer) clearInterval(this.timer);
     this.supervisor?.stop();
-    await this.consumer?.disconnect();
-    await this.worker?.close();
-    await this.side?.stop();
-    await this.queue?.close();
+    const started = Date.now();
+    // Intake and work stop, then the ledger closes, releasing the lock: a standby takes over. A
+    // consumer still in a rebalance may take seconds to leave; the lock does not wait for it past
+    // HANDOVER_MS: once released, every append and fenced enforcer call of this process is refused,
+    // so an unfinished batch is not committed and the next leader handles it again.
+    const intake = this.consumer?.disconnect();
+    const work = Promise.all([this.worker?.close(), this.side?.stop()]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([intake, work]), new Promise((r) => (timer = setTimeout(r, HANDOVER_MS)))]);
+    clearTimeout(timer);
     await this.ledger?.close();
+    this.deps.log.info({ ms: Date.now() - started }, 'containment stopped; the ledger lock is released');
+    await Promise.all([intake, work]);
+    await this.queue?.close();
     // BullMQ closes only the connections it made itself.
     for (const c of this.bullConnections.splice(0)) c.disconnect();
   }

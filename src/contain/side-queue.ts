@@ -34,6 +34,8 @@ export class SideQueue {
       connection: connection(),
       prefix,
       concurrency: CONCURRENCY,
+      // Seconds an idle worker blocks waiting for a job: close() waits it out (a leader's SIGTERM hand-over).
+      drainDelay: 1,
       settings: { backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => (err instanceof RetryLater ? err.delayMs : Math.min(60_000, 500 * 2 ** attemptsMade)) },
     });
     this.worker.on('failed', (job, err) => {
