@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { CorrelationConfigInput } from '../../src/correlate/config';
 import type { Incident } from '../../src/correlate/incident';
-import { replay } from '../../src/correlate/replay';
+import { CorrelationEngine } from '../../src/correlate/engine';
+import { replay, sortByTime } from '../../src/correlate/replay';
 import { loadPlaybookFile } from '../../src/playbook/load';
 import { matches } from '../../src/playbook/match';
 import { apt29Events, apt29Steps, available, edgesOf, entityOf, lateralEvents, lateralTruth, rootIp } from './recordings';
@@ -40,6 +41,13 @@ function line(inc: Incident): string {
   return `${inc.severity} ${inc.score.toFixed(1)} conf ${inc.confidence}${auto} root ${root?.name ?? ''} ${rootIp(inc)} [${hops.join(' ')}] (${inc.techniques.join(' ')})`;
 }
 
+/** Event time of the event that opened the recording's first incident. */
+function openedAt(dataset: string): number {
+  const engine = new CorrelationEngine(LAB);
+  for (const e of sortByTime(lateralEvents(dataset))) if (engine.ingest(e).some((c) => c.type === 'incident_opened')) return e.time;
+  return NaN;
+}
+
 suite('quality on the OTRF lateral-movement recordings', () => {
   const truth = lateralTruth();
   const report: string[] = [];
@@ -57,7 +65,8 @@ suite('quality on the OTRF lateral-movement recordings', () => {
 
   it.each(truth.map((t) => [t.dataset, t] as const))('%s', (dataset, t) => {
     const { incidents } = replay(lateralEvents(dataset), LAB);
-    report.push(`  ${dataset.padEnd(66)} ${t.attacker || 'no attacker'}: ${incidents.length} incident(s) ${incidents.map(line).join('; ')}`);
+    const delay = t.attacker ? ` (opened ${((openedAt(dataset) - t.firstAttack) / 1000).toFixed(3)} s after the first attacker flow)` : '';
+    report.push(`  ${dataset.padEnd(66)} ${t.attacker || 'no attacker'}: ${incidents.length} incident(s)${delay} ${incidents.map(line).join('; ')}`);
     if (t.attacker) {
       expect(incidents.map(rootIp)).toEqual([t.attacker]);
       expect(edgesOf(incidents[0]!).some((e) => e.from === t.attacker && e.to === t.victim)).toBe(true);

@@ -38,6 +38,8 @@ export interface LateralTruth {
   attacker: string;
   victim: string;
   denied: number;
+  /** Event time of the first attacker-to-victim flow (NaN when none). */
+  firstAttack: number;
   /** Sources of the denied pairs (`src>dst:port`). */
   deniedSources: string[];
 }
@@ -49,6 +51,7 @@ export function lateralTruth(): LateralTruth[] {
     attacker: r.attacker_ip as string,
     victim: r.victim_ip as string,
     denied: Number(r.denied_flows),
+    firstAttack: Date.parse(r.first_attacker_flow as string),
     deniedSources: (r.denied_pairs as string).split(/[ ;|]/).flatMap((p) => /^([^>]+)>/.exec(p)?.[1] ?? []),
   }));
 }
