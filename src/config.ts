@@ -218,7 +218,7 @@ export type Config = z.infer<typeof ConfigSchema>;
 
 /** Environment variables and the config keys they set. Lists are comma-separated. */
 type EnvType = 'string' | 'number' | 'list' | 'boolean';
-const ENV: Record<string, { path: string[]; type: EnvType }> = {
+export const ENV: Readonly<Record<string, { path: string[]; type: EnvType }>> = {
   CORDON_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
   CORDON_LOG_FORMAT: { path: ['log', 'format'], type: 'string' },
   CORDON_KAFKA_BROKERS: { path: ['kafka', 'brokers'], type: 'list' },
