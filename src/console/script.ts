@@ -76,7 +76,7 @@ export const CONSOLE_JS = String.raw`
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = { message: text }; }
         if (res.status === 401) { logout('Your token was refused; log in again.'); throw new Error('unauthorized'); }
-        if (!res.ok) throw new Error((data && data.message) || ('HTTP ' + res.status));
+        if (!res.ok) throw new Error((data && (data.detail || data.message)) || ('HTTP ' + res.status));
         return data;
       });
     });

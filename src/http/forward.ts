@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { problem } from './problem';
 
 /**
  * On a standby replica, the requests that need containment (decisions, the approvals and
@@ -65,7 +66,7 @@ async function forward(req: FastifyRequest, reply: FastifyReply, leader: string,
       signal: AbortSignal.timeout(deps.timeoutMs ?? 10_000),
     });
   } catch (err) {
-    return reply.code(503).send({ error: 'unavailable', message: `this replica is a standby; the leader at ${leader} did not answer: ${(err as Error).message}` });
+    return problem(reply, 503, `this replica is a standby; the leader at ${leader} did not answer: ${(err as Error).message}`);
   }
   const body = Buffer.from(await res.arrayBuffer());
   const type = res.headers.get('content-type');

@@ -357,12 +357,12 @@ ${QUARANTINE}  - id: after
     const expired = signLink({ approvalId: pending!.id, decision: 'approve', approver: 'approver-1', groups: ['soc-oncall'], exp: Math.floor(Date.now() / 1000) - 5, nonce: 'old' }, LINK_SECRET);
     const refused = await fetch(`${url}/a/${expired}`, { method: 'POST' });
     expect(refused.status).toBe(403);
-    expect(await refused.json()).toMatchObject({ message: 'link expired' });
+    expect(await refused.json()).toMatchObject({ status: 403, detail: 'link expired' });
 
     expect((await fetch(`${url}${path}`, { method: 'POST' })).status).toBe(200);
     const replayed = await fetch(`${url}${path}`, { method: 'POST' });
     expect(replayed.status).toBe(403);
-    expect(await replayed.json()).toMatchObject({ message: 'link already used' });
+    expect(await replayed.json()).toMatchObject({ status: 403, detail: 'link already used' });
     await waitLease(service, 'applied');
     expect((await ledgerOf(config)).find((r) => r.action === 'approval_given')).toMatchObject({ actor: 'user:approver-1' });
   });

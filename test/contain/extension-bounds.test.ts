@@ -59,7 +59,7 @@ describe('extensions are bounded by the playbook and the config, the lower winni
         headers: { authorization: `Bearer ${RESPONDER}`, 'content-type': 'application/json' },
         body: JSON.stringify({ ttl, reason: 'still investigating' }),
       });
-      return { status: res.status, body: (await res.json()) as { message?: string; expiresAt?: number } };
+      return { status: res.status, body: (await res.json()) as { detail?: string; expiresAt?: number } };
     };
     return { extend, playbookId: service.containment!.runner.run(incident.id).then((r) => r!.playbookId), lease: () => service.containment!.quarantines.registry.get(incident.root) };
   }
@@ -71,10 +71,10 @@ describe('extensions are bounded by the playbook and the config, the lower winni
 
     const tooLong = await extend('80m');
     expect(tooLong.status).toBe(400);
-    expect(tooLong.body.message).toBe(`body.ttl: 80m is longer than the longest extension, 1h (playbook ${id} step quarantine-root max_extension)`);
+    expect(tooLong.body.detail).toBe(`body.ttl: 80m is longer than the longest extension, 1h (playbook ${id} step quarantine-root max_extension)`);
     const tooLate = await extend('55m');
     expect(tooLate.status).toBe(400);
-    expect(tooLate.body.message).toMatch(/^body\.ttl: 55m would keep the quarantine past its longest lifetime, 50m from its first apply at \S+ \(contain\.maxLifetimeMs\): at most until \S+$/);
+    expect(tooLate.body.detail).toMatch(/^body\.ttl: 55m would keep the quarantine past its longest lifetime, 50m from its first apply at \S+ \(contain\.maxLifetimeMs\): at most until \S+$/);
     expect((await lease())!.expiresAt).toBe(before);
 
     const ok = await extend('40m');
@@ -87,10 +87,10 @@ describe('extensions are bounded by the playbook and the config, the lower winni
     const id = await playbookId;
     const overLife = await extend('90m');
     expect(overLife.status).toBe(400);
-    expect(overLife.body.message).toContain(`past its longest lifetime, 1h from its first apply`);
-    expect(overLife.body.message).toContain(`(playbook ${id} step quarantine-root max_lifetime)`);
+    expect(overLife.body.detail).toContain(`past its longest lifetime, 1h from its first apply`);
+    expect(overLife.body.detail).toContain(`(playbook ${id} step quarantine-root max_lifetime)`);
     const overConfig = await extend('150m');
-    expect(overConfig.body.message).toBe('body.ttl: 150m is longer than the longest extension, 2h (contain.maxExtensionMs)');
+    expect(overConfig.body.detail).toBe('body.ttl: 150m is longer than the longest extension, 2h (contain.maxExtensionMs)');
     expect((await extend('50m')).status).toBe(200);
   });
 

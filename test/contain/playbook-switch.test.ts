@@ -183,7 +183,7 @@ describe('the playbook is chosen again on every incident version (real Kafka, Re
     const url = `http://127.0.0.1:${(service.http.server.address() as { port: number }).port}`;
     const extend = await fetch(`${url}/api/quarantines/${encodeURIComponent(v1.root)}/extend`, { method: 'POST', headers: { authorization: `Bearer ${RESPONDER}`, 'content-type': 'application/json' }, body: JSON.stringify({ ttl: '30m', reason: 'keep it a little' }) });
     expect(extend.status).toBe(400);
-    expect(((await extend.json()) as { message: string }).message).toMatch(/^body\.ttl: 30m is longer than the longest extension, 20m \(playbook contain@\S+ step quarantine-root max_extension\)$/);
+    expect(((await extend.json()) as { detail: string }).detail).toMatch(/^body\.ttl: 30m is longer than the longest extension, 20m \(playbook contain@\S+ step quarantine-root max_extension\)$/);
     // watch's own steps after the carried notify run, once.
     await until('watch notify-later', async () => (notifies(await ledgerOf(v1.id), 'notify-later').length > 0 ? true : undefined));
     expect(notifies(await settled(v1.id), 'notify-later')).toHaveLength(1);
