@@ -9,6 +9,7 @@ import { cordonTopics, createKafka, ensureTopics } from '../../src/kafka';
 import { partitionFor } from '../../src/partition';
 import { eventually, KAFKA_BROKERS, REDIS_URL, testLog, uniq } from '../support/stack';
 import { isolatedKafka } from '../../bench/run-config';
+import { autoPlaybook, playbookDir } from '../contain/support';
 
 /**
  * Two `cordon run` replicas in one consumer group. An attack starts on a partition one of them
@@ -44,8 +45,13 @@ describe('two replicas in one consumer group', () => {
       },
       redis: { url: REDIS_URL, keyPrefix: id },
       correlate: { snapshotIntervalMs: 300 },
-      // One containment writer per deployment holds the ledger lock; this test is about correlation.
-      contain: { enabled: false },
+      // Containment on in both: one leads (holds the ledger lock), the other is a hot standby.
+      contain: {
+        enabled: true,
+        lockWaitMs: 0,
+        playbooks: playbookDir(id, autoPlaybook(id, '  - id: quarantine-root\n    type: quarantine\n    target: root\n    enforcer: labelstore\n    ttl: 1h\n')),
+        enforcers: { labelstore: true },
+      },
     };
     config = loadConfig({ env: {}, overrides: base });
     kafka = createKafka(config, testLog);
@@ -58,6 +64,8 @@ describe('two replicas in one consumer group', () => {
       replicas.push({ name, process: await startCordon({ name: `${id}-${name}`, configFile: file }) });
     }
     await Promise.all(replicas.map((r) => r.process.waitReady(120_000)));
+    const roles = await Promise.all(replicas.map((r) => leadershipRole(r.process.url)));
+    expect(roles.sort()).toEqual(['leader', 'standby']);
   });
 
   afterAll(async () => {
@@ -114,6 +122,11 @@ describe('two replicas in one consumer group', () => {
     expect(all.map((i) => i.id)).toEqual([opened.id]);
     expect(survivor.process.exitStatus).toBeUndefined();
   });
+
+  async function leadershipRole(url: string): Promise<string | undefined> {
+    const body = (await (await fetch(`${url}/readyz`)).json()) as { checks: Array<{ name: string; detail?: string }> };
+    return body.checks.find((c) => c.name === 'leadership')?.detail?.split(' ', 1)[0];
+  }
 
   async function produce(attack: Attack): Promise<void> {
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
