@@ -18,10 +18,12 @@ import { Ledger, LedgerStateError } from '../ledger/ledger';
 import { LedgerLockedError } from '../ledger/lock';
 import { Actor, type RebuildPayload } from '../ledger/records';
 import { configFrom, CliError, parseOptions } from './options';
+import type { Terminal } from './terminal';
 
 const VerifyOptions = z.object({
   config: z.string().optional(),
   file: z.string().min(1).optional(),
+  json: z.boolean().default(false),
 });
 const ExportOptions = z.object({
   config: z.string().optional(),
@@ -31,27 +33,36 @@ const RebuildOptions = z.object({
   config: z.string().optional(),
   actor: Actor.optional(),
   record: z.boolean().default(true),
+  json: z.boolean().default(false),
 });
 
-export function registerAudit(program: Command): void {
+/** What `audit rebuild` reports. */
+export interface RebuildSummary extends RebuildPayload {
+  unresolved: number;
+  head: { seq: number; hash: string };
+  recordedSeq: number | undefined;
+}
+
+export function registerAudit(program: Command, term: Terminal): void {
   const audit = program.command('audit').description('the tamper-evident ledger: verify the chain, export it, rebuild the quarantine registry from it');
 
   audit
     .command('verify')
     .description('walk the hash chain of the ledger topic (or of an exported file) and check it against the signed checkpoints of ledger.checkpoint; exit 1 naming the first break')
     .option('--file <file>', 'verify an export (JSON lines) instead of the topic')
+    .option('--json', 'print the result as JSON: {ok, message} and, for the chain alone, its count and head or where it broke')
     .option('-c, --config <file>', 'config file')
     .action(async (raw) => {
       const opts = parseOptions('audit verify', VerifyOptions, raw);
       const config = configFrom(opts);
       if (opts.file || !config.ledger.checkpoint) {
         const result = opts.file ? await verifyFile(opts.file) : await withKafka(config, (kafka) => verifyLedger(kafka, config.kafka.topics.ledger));
-        process.stdout.write(`${describeVerify(result)}\n`);
+        term.out.write(opts.json ? `${JSON.stringify({ ...result, message: describeVerify(result) })}\n` : `${describeVerify(result)}\n`);
         if (!result.ok) process.exitCode = 1;
         return;
       }
       const result = await withKafka(config, (kafka, log) => verifyAgainstCheckpoints(config, kafka, log));
-      process.stdout.write(`${result.text}\n`);
+      term.out.write(opts.json ? `${JSON.stringify({ ok: result.ok, message: result.text })}\n` : `${result.text}\n`);
       if (!result.ok) process.exitCode = 1;
     });
 
@@ -77,12 +88,13 @@ export function registerAudit(program: Command): void {
     .description('rebuild the quarantine registry in Redis from the ledger alone (takes the writer lock: stop the service first); prints counts')
     .option('--actor <actor>', 'who rebuilds, for the ledger record (default user:<login name>)')
     .option('--no-record', 'do not append a rebuild record to the ledger')
+    .option('--json', 'print the counts as JSON')
     .option('-c, --config <file>', 'config file')
     .action(async (raw) => {
       const opts = parseOptions('audit rebuild', RebuildOptions, raw);
       const config = configFrom(opts);
       const actor = opts.actor ?? defaultActor();
-      const summary = await withKafka(config, async (kafka, log) => {
+      const summary = await withKafka(config, async (kafka, log): Promise<RebuildSummary | undefined> => {
         // A broken or diverged ledger is a finding, not a crash: name it and exit 1.
         const refused = (err: unknown) => {
           if (!(err instanceof LedgerBrokenError || err instanceof LedgerStateError || err instanceof RebuildRefusedError)) throw err;
@@ -128,7 +140,7 @@ export function registerAudit(program: Command): void {
           redis.disconnect();
         }
       });
-      if (summary) process.stdout.write(`${JSON.stringify(summary)}\n`);
+      if (summary) term.out.write(opts.json ? `${JSON.stringify(summary)}\n` : `${describeRebuild(summary)}\n`);
     });
 }
 
@@ -173,6 +185,15 @@ async function verifyFile(file: string): Promise<LedgerVerifyResult> {
     yield* lines;
   }
   return verifyAsync(records());
+}
+
+export function describeRebuild(s: RebuildSummary): string {
+  const states = Object.entries(s.byState).filter(([, n]) => n > 0).map(([state, n]) => `${state} ${n}`).join(', ');
+  return [
+    `rebuilt the quarantine registry from ${s.records} ledger record(s), head seq ${s.head.seq}: ${s.leases} lease(s)${states ? ` (${states})` : ''}`,
+    `  expiry jobs to re-schedule: ${s.reschedule}; pending leases left unresolved: ${s.unresolved}`,
+    `  ${s.recordedSeq === undefined ? 'not recorded in the ledger (--no-record)' : `recorded in the ledger as seq ${s.recordedSeq}`}`,
+  ].join('\n');
 }
 
 export function describeVerify(result: LedgerVerifyResult): string {

@@ -27,7 +27,7 @@ export function buildProgram(term: Terminal = processTerminal()): Command {
   registerReplay(program, term);
   registerIncidents(program, term);
   registerPlaybook(program);
-  registerAudit(program);
+  registerAudit(program, term);
   registerSimulate(program, term);
   registerDemo(program);
   registerDecide(program, term);
@@ -39,7 +39,10 @@ export function buildProgram(term: Terminal = processTerminal()): Command {
 export async function run(argv: string[], term: Terminal = processTerminal()): Promise<number> {
   try {
     await buildProgram(term).parseAsync(argv);
-    return Number(process.exitCode ?? 0);
+    // A command that printed its result and then failed (a broken ledger, too few incidents) says so here.
+    const code = Number(process.exitCode ?? 0);
+    process.exitCode = undefined;
+    return code;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
     if (err instanceof CliError || err instanceof ConfigError) {

@@ -230,7 +230,7 @@ describe('cordon audit rebuild against the enforcers', () => {
 
     // Released on the enforcer by hand: nothing is left in place, so the rebuild may drop it.
     await enforcer.setLabels(f, {});
-    const rebuilt = await cordon(file, 'audit', 'rebuild', '--no-record');
+    const rebuilt = await cordon(file, 'audit', 'rebuild', '--no-record', '--json');
     expect(rebuilt.exitCode).toBe(0);
     expect(JSON.parse(rebuilt.stdout)).toMatchObject({ records: 8, head: { seq: 8 } });
     expect(Object.keys(await redis.hgetall(registry.leases)).sort()).toEqual(['pod:a', 'pod:b']);

@@ -397,7 +397,7 @@ describe('the quarantine registry, rebuilt from the ledger alone', () => {
     expect(await wipe(prefix)).toBeGreaterThanOrEqual(4);
     expect(await registrySnapshot(prefix)).toEqual({ leases: {}, byExpiry: [], held: {}, head: null });
 
-    const rebuilt = await cordon(config, 'audit', 'rebuild', '--no-record');
+    const rebuilt = await cordon(config, 'audit', 'rebuild', '--no-record', '--json');
     expect(rebuilt.exitCode).toBe(0);
     expect(JSON.parse(rebuilt.stdout)).toMatchObject({
       records: 24,
@@ -426,7 +426,7 @@ describe('the quarantine registry, rebuilt from the ledger alone', () => {
     }
 
     // Rebuilding is itself recorded, unless told not to.
-    const recorded = await cordon(config, 'audit', 'rebuild', '--actor', 'user:oncall');
+    const recorded = await cordon(config, 'audit', 'rebuild', '--actor', 'user:oncall', '--json');
     expect(JSON.parse(recorded.stdout)).toMatchObject({ records: 24, recordedSeq: 25 });
     const lines: string[] = [];
     await exportLedger(kafka, config.kafka.topics.ledger, (l) => void lines.push(l));
