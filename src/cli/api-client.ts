@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { CliError } from './options';
+import type { Terminal } from './terminal';
 
 /** The options every command that talks to Cordon's HTTP API takes; the token is better left in the environment. */
 export const ApiOptions = z.object({
@@ -100,4 +101,12 @@ export function withApiOptions(command: Command): Command {
 /** The raw --url/--token of a command with the environment's CORDON_URL/CORDON_TOKEN behind them. */
 export function apiInput(raw: { url?: string; token?: string }, env: Readonly<Record<string, string | undefined>>) {
   return { url: raw.url ?? (env.CORDON_URL || undefined), token: raw.token ?? (env.CORDON_TOKEN || undefined) };
+}
+
+/** A person's reason for a decision, as the API checks it. */
+export const Reason = z.string({ error: 'say why: --reason TEXT' }).trim().min(3, 'say why (at least 3 characters)').max(2000);
+
+/** `--json`: the API's answer as one JSON line; else the human text. */
+export function print(term: Terminal, json: boolean, body: unknown, human: (body: unknown) => string): void {
+  term.out.write(json ? `${JSON.stringify(body)}\n` : `${human(body)}\n`);
 }

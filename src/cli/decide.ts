@@ -1,13 +1,11 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { duration, formatDuration } from '../playbook/duration';
-import { ApiOptions, apiInput, callApi, expectBody, withApiOptions } from './api-client';
+import { ApiOptions, apiInput, callApi, expectBody, print, Reason, withApiOptions } from './api-client';
 import { parseOptions } from './options';
 import { paletteFor, type Terminal } from './terminal';
 
 /** `cordon approve|deny ID`: a person's decision on a pending approval, through the on-call API. */
-
-export const Reason = z.string({ error: 'say why: --reason TEXT' }).trim().min(3, 'say why (at least 3 characters)').max(2000);
 
 const ApproveOptions = ApiOptions.extend({ id: z.string().min(1).max(256), reason: Reason, ttl: duration().optional() });
 const DenyOptions = ApiOptions.extend({ id: z.string().min(1).max(256), reason: Reason });
@@ -48,11 +46,6 @@ export function registerDecide(program: Command, term: Terminal): void {
     const body = await callApi(opts, { command: 'deny', method: 'POST', path: `api/approvals/${encodeURIComponent(opts.id)}/deny`, body: { reason: opts.reason } });
     print(term, opts.json, body, (b) => describeDecision(term, expectBody('deny', Decided, b)));
   });
-}
-
-/** `--json`: the API's answer as one JSON line; else the human text. */
-export function print(term: Terminal, json: boolean, body: unknown, human: (body: unknown) => string): void {
-  term.out.write(json ? `${JSON.stringify(body)}\n` : `${human(body)}\n`);
 }
 
 function describeDecision(term: Terminal, a: Decided): string {

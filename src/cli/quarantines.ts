@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { duration } from '../playbook/duration';
-import { ApiError, ApiOptions, apiInput, callApi, expectBody, withApiOptions } from './api-client';
-import { print, Reason } from './decide';
+import { ApiError, ApiOptions, apiInput, callApi, expectBody, print, Reason, withApiOptions } from './api-client';
 import { parseOptions } from './options';
 import { paletteFor, type Terminal } from './terminal';
 
