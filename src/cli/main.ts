@@ -26,7 +26,7 @@ export function buildProgram(term: Terminal = processTerminal()): Command {
   registerProduce(program, term);
   registerReplay(program, term);
   registerIncidents(program, term);
-  registerPlaybook(program);
+  registerPlaybook(program, term);
   registerAudit(program, term);
   registerSimulate(program, term);
   registerDemo(program);

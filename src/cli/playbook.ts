@@ -8,6 +8,7 @@ import { describeWindow, plan, type PlannedStep } from '../playbook/plan';
 import { playbookJsonSchema } from '../playbook/schema';
 import { describeIssues, parseJson } from '../validation';
 import { parseOptions } from './options';
+import { processTerminal, type Terminal } from './terminal';
 
 /**
  * `cordon playbook validate|test|schema`: playbooks as code, checked and tried before they run.
@@ -16,7 +17,7 @@ import { parseOptions } from './options';
 
 const MAX_INCIDENT_FILE_BYTES = 64 * 1024 * 1024;
 
-const ValidateOptions = z.object({ paths: z.array(z.string().min(1)).default(['playbooks']) });
+const ValidateOptions = z.object({ paths: z.array(z.string().min(1)).default(['playbooks']), json: z.boolean().default(false) });
 
 const Count = z.coerce.number().int().min(0).max(1_000_000);
 const TestOptions = z
@@ -35,17 +36,24 @@ const TestOptions = z
   });
 type TestOptions = z.infer<typeof TestOptions>;
 
-export function registerPlaybook(program: Command): void {
+export function registerPlaybook(program: Command, term: Terminal = processTerminal()): void {
   const playbook = program.command('playbook').description('check, try and describe response playbooks (YAML under playbooks/)');
 
   playbook
     .command('validate')
     .description('validate playbook files (a directory: its *.yaml / *.yml); prints "ok name@version" or file:line:col errors, exit 1 on any error')
     .argument('[paths...]', 'playbook files or directories (default: playbooks)')
-    .action((paths: string[]) => {
-      const opts = parseOptions('playbook validate', ValidateOptions, { paths: paths.length ? paths : undefined });
+    .option('--json', 'print {valid: [{id, file}], issues: [{file, line, col, path, message}]} instead')
+    .action((paths: string[], raw: { json?: boolean }) => {
+      const opts = parseOptions('playbook validate', ValidateOptions, { ...raw, paths: paths.length ? paths : undefined });
       const { playbooks, issues } = loadPlaybooks(opts.paths);
       const bad = new Set(issues.map((i) => i.file));
+      if (opts.json) {
+        const valid = playbooks.filter((p) => !bad.has(p.file)).map((p) => ({ id: p.id, file: p.file }));
+        term.out.write(`${JSON.stringify({ valid, issues })}\n`);
+        if (issues.length) process.exitCode = 1;
+        return;
+      }
       for (const p of playbooks) if (!bad.has(p.file)) process.stdout.write(`ok ${p.id}  ${p.file}\n`);
       for (const i of issues) process.stderr.write(`${formatIssue(i)}\n`);
       if (issues.length) {

@@ -4,6 +4,7 @@ import Redis from 'ioredis';
 import { OUTPUT_DIR } from '../../bench/support/cordon-process';
 import { colourOn, palette } from '../../src/cli/terminal';
 import { ProgressBar } from '../../src/io/progress';
+import { BASE, tmpDir, writeFixture } from '../playbook/helpers';
 import { IncidentStore } from '../../src/incidents/store';
 import { syntheticIncident } from '../contain/support';
 import { REDIS_URL, uniq } from '../support/stack';
@@ -76,7 +77,7 @@ describe('output flags: text for people by default, --json on every command', ()
   });
 
   it('every command that prints a result offers --json', async () => {
-    for (const command of [['replay'], ['produce'], ['simulate'], ['incidents'], ['approve'], ['deny'], ['extend'], ['release'], ['playbook', 'test']]) {
+    for (const command of [['replay'], ['produce'], ['simulate'], ['incidents'], ['approve'], ['deny'], ['extend'], ['release'], ['playbook', 'test'], ['playbook', 'validate'], ['audit', 'verify'], ['audit', 'rebuild']]) {
       expect([command.join(' '), (await cordonIn([...command, '--help'])).out]).toEqual([command.join(' '), expect.stringContaining('--json')]);
     }
   });
@@ -131,5 +132,19 @@ describe('ProgressBar', () => {
     ]);
     expect(draw(false)).toBe('');
     expect(draw(true, false)).toBe('');
+  });
+});
+
+describe('cordon playbook validate --json', () => {
+  it('lists the valid playbooks and every issue with its place; exit 1 when any file is bad', async () => {
+    const dir = tmpDir();
+    const good = writeFixture(dir, 'good.yaml', BASE);
+    const bad = writeFixture(dir, 'bad.yaml', BASE.replace('name: auto', 'name: other').replace('priority: 10', 'priority: 11').replace('    ttl: 1h\n', ''));
+    const r = await cordonIn(['playbook', 'validate', '--json', good, bad]);
+    expect(r.code).toBe(1);
+    const result = JSON.parse(r.out) as { valid: Array<{ id: string; file: string }>; issues: unknown[] };
+    expect(result.valid).toEqual([{ id: expect.stringMatching(/^auto@[0-9a-f]{12}$/), file: good }]);
+    expect(result.issues).toEqual([{ file: bad, line: 14, col: 5, path: 'steps.1.ttl', message: 'required for a quarantine step' }]);
+    expect(JSON.parse((await cordonIn(['playbook', 'validate', '--json', good])).out)).toMatchObject({ issues: [] });
   });
 });
