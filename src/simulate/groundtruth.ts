@@ -89,7 +89,11 @@ export const GroundTruth = z.object({
   /** What the correlation engine's config should say about this enterprise. */
   engineConfig: z.object({
     allowlist: z.array(SelectorJson),
-    roles: z.object({ inventory: z.array(z.object({ selector: SelectorJson, role: z.string() })) }),
+    roles: z.object({
+      inventory: z.array(z.object({ selector: SelectorJson, role: z.string() })),
+      /** The observers whose workload labels the enterprise trusts: its own cluster sensors. */
+      trustedLabelSources: z.array(z.string()),
+    }),
   }),
   /** Filled in by the writer once the stream has been produced. */
   stats: z

@@ -184,7 +184,10 @@ export function engineConfigFor(ent: Enterprise): GroundTruth['engineConfig'] {
     ...(ent.servers.length ? [{ selector: { cidr: ['10.20.0.0/16', '10.21.0.0/16'] }, role: 'server' }] : []),
     ...(ent.nodes.length ? [{ selector: { cidr: ['10.50.0.0/16', '10.51.0.0/16'] }, role: 'node' }] : []),
   ];
-  return { allowlist, roles: { inventory } };
+  // The allowlist names Prometheus by label, and labels count only from trusted observers: the
+  // enterprise trusts its own cluster sensors.
+  const trustedLabelSources = ent.clusters.length ? ['hubble', 'calico'] : [];
+  return { allowlist, roles: { inventory, trustedLabelSources } };
 }
 
 function count(stats: ScenarioStats, r: SimRecord): void {

@@ -46,7 +46,7 @@ const truth: GroundTruth = {
   attacks: [attack('atk-1', A, [B], 2 * H, 3 * H), attack('atk-2', ref('WS0003', '10.10.1.22'), [], 10 * H, 11 * H)],
   policyGaps: [{ src: GAP, dst: B, port: 5985, proto: 'tcp', why: 'missing rule' }],
   allowlisted: [{ entity: SCAN, purpose: 'authorised vulnerability scanner' }],
-  engineConfig: { allowlist: [], roles: { inventory: [] } },
+  engineConfig: { allowlist: [], roles: { inventory: [], trustedLabelSources: [] } },
 };
 
 function incident(id: string, root: string, entity: { name?: string; ip?: string }, first: number, last: number, techniques: string[] = []): Incident {

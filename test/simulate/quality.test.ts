@@ -16,14 +16,7 @@ import { Scenario } from '../../src/simulate/scenario';
 const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8];
 const QUICKSTART_SEEDS = [1, 2, 3];
 
-/**
- * The scenario's engine config, trusting the labels its cluster observers report: its allowlist
- * names Prometheus by label, and labels count only from trusted sources.
- */
-function engineConfig(s: Scenario): CorrelationConfigInput {
-  const c = s.truth.engineConfig as CorrelationConfigInput;
-  return { ...c, roles: { ...c.roles, trustedLabelSources: ['hubble', 'calico'] } };
-}
+const engineConfig = (s: Scenario) => s.truth.engineConfig as CorrelationConfigInput;
 
 function run(seed: number, preset: PresetName = 'small'): Evaluation {
   const s = new Scenario(presetConfig(preset, { seed }));
