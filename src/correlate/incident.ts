@@ -375,11 +375,14 @@ export function summarize(d: CampaignData, config: CorrelationConfig): string {
   const targets = [...new Set(d.edges.map((e) => e.to))].filter((k) => k !== d.root);
   const pivots = d.entities.filter((e) => e.position === 'pivot').map((e) => displayName(d, e.key));
   const what = services.length ? services.map((s) => SERVICE_LABELS[s]).join('/') : 'connections';
+  const sessions = d.evidence.byRule.admin_session?.count ?? 0;
+  const verb = d.denied === 0 && sessions > 0 ? 'opened' : 'attempted';
   const parts = [
-    `${displayName(d, d.root)} attempted ${what} against ${targets.length} host${targets.length === 1 ? '' : 's'}` +
+    `${displayName(d, d.root)} ${verb} ${what} against ${targets.length} host${targets.length === 1 ? '' : 's'}` +
       (targets.length ? ` (${listed(targets.map((k) => displayName(d, k)))})` : ''),
-    `${d.denied} denied connection${d.denied === 1 ? '' : 's'}`,
   ];
+  if (d.denied > 0 || sessions === 0) parts.push(`${d.denied} denied connection${d.denied === 1 ? '' : 's'}`);
+  if (sessions > 0) parts.push(`${sessions} permitted admin session${sessions === 1 ? '' : 's'} to peers that do not serve them`);
   if (d.evidence.byRule.fan_out) parts.push('fanning out like a scan');
   if (pivots.length) parts.push(`then moved on from ${listed(pivots)}`);
   if (d.anomalies) parts.push(`${d.anomalies} corroborating anomal${d.anomalies === 1 ? 'y' : 'ies'}`);
