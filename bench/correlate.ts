@@ -4,10 +4,13 @@
  *   npx tsc -p tsconfig.build.json && node dist/bench/correlate.js [--events=5000000] [--entities=100000]
  *
  * Generates events in-process (mostly benign allowed and denied flows across the active
- * entities, a few hundred attackers moving laterally, some anomalies), feeds them chunk by chunk,
+ * entities, some of the allowed ones remote-administration sessions to each entity's usual admin
+ * peer, a few hundred attackers moving laterally, some anomalies), feeds them chunk by chunk,
  * and times only `engine.ingest`. Every event is a fresh object, as if just parsed from Kafka.
  * State size: heap after GC minus the heap before the engine existed, divided by the entities the
- * engine tracks at the end (the events and the generator are dropped before measuring).
+ * engine tracks at the end (the events and the generator are dropped before measuring). The same
+ * events are then fed to an engine with allowedFlows off: the difference per entity is what the
+ * permitted-session signals and their baseline (who reached whom on which service) cost.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -18,6 +21,9 @@ const TARGET_EVENTS_PER_SEC = 300_000;
 const TARGET_BYTES_PER_ENTITY = 1024;
 /** Cumulative shares of the event mix; anomalies take the rest. */
 const MIX = { allowed: 0.75, blocked: 0.97, otherDenied: 0.995, attack: 0.998 };
+/** Of the allowed flows, the share that are remote-administration sessions (SMB, RDP, WinRM, SSH). */
+const ADMIN_SHARE = 0.04;
+const ADMIN_PORTS = [445, 3389, 5985, 22];
 const CHUNK = 500; // a consumer batch, just parsed: events are warm and die young, as in the service
 const T0 = Date.UTC(2024, 2, 1, 8, 0, 0);
 
@@ -114,6 +120,7 @@ class World {
   next(): CordonEvent {
     const r = this.rnd();
     const src = this.int(this.size);
+    if (r < MIX.allowed * ADMIN_SHARE) return this.flow(src, this.peers[src * 4] as number, ADMIN_PORTS[src % ADMIN_PORTS.length] as number, false);
     if (r < MIX.allowed) return this.flow(src, this.peers[src * 4 + this.int(4)] as number, this.ports[src] as number, false);
     if (r < MIX.blocked) return this.flow(src, this.blocked[src] as number, this.blockedPort[src] as number, true);
     if (r < MIX.otherDenied) return this.flow(src, this.peers[src * 4 + this.int(4)] as number, 8000 + this.int(2000), true);
@@ -145,15 +152,19 @@ function mb(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MB`;
 }
 
-function main(): void {
-  const total = arg('events', 5_000_000);
-  const entities = arg('entities', 100_000);
-  const gc = collector();
+interface Run {
+  engine: CorrelationEngine;
+  seconds: number;
+  state: number;
+  counts: { incident_opened: number; incident_updated: number; policy_gap: number };
+}
+
+/** Feeds `total` generated events to a fresh engine; engine time and state after GC. */
+function runEngine(total: number, entities: number, allowedFlows: boolean, gc: () => void): Run {
   gc();
   const baseline = process.memoryUsage().heapUsed;
-
   let world: World | null = new World(entities, 3600_000 / total, 300); // one hour of event time
-  const engine = new CorrelationEngine({ limits: { maxEntities: entities * 2 } });
+  const engine = new CorrelationEngine({ limits: { maxEntities: entities * 2 }, allowedFlows: { enabled: allowedFlows } });
   const counts = { incident_opened: 0, incident_updated: 0, policy_gap: 0 };
   let elapsedNs = 0n;
   let chunk: CordonEvent[] = new Array<CordonEvent>(CHUNK);
@@ -171,9 +182,17 @@ function main(): void {
   world = null;
   gc();
   gc();
-  const state = process.memoryUsage().heapUsed - baseline;
+  return { engine, seconds: Number(elapsedNs) / 1e9, state: process.memoryUsage().heapUsed - baseline, counts };
+}
 
-  const seconds = Number(elapsedNs) / 1e9;
+function main(): void {
+  const total = arg('events', 5_000_000);
+  const entities = arg('entities', 100_000);
+  const gc = collector();
+  const { engine, seconds, state, counts } = runEngine(total, entities, true, gc);
+  const without = runEngine(total, entities, false, gc);
+  const baselinePerEntity = state / engine.size.entities - without.state / without.engine.size.entities;
+
   const rate = total / seconds;
   const tracked = engine.size.entities;
   const perEntity = state / tracked;
@@ -182,13 +201,14 @@ function main(): void {
   const lines = [
     'cordon correlation engine benchmark (pure engine, one core)',
     `  events            ${n(total)} over ${n(entities)} entities, one hour of event time ` +
-      `(${pct(MIX.allowed)} allowed, ${pct(MIX.otherDenied - MIX.allowed)} benign denied, ` +
+      `(${pct(MIX.allowed)} allowed, ${pct(MIX.allowed * ADMIN_SHARE)} admin sessions, every entity to its usual admin peer, ${pct(MIX.otherDenied - MIX.allowed)} benign denied, ` +
       `${pct(MIX.attack - MIX.otherDenied)} attacks by 300 attackers, ${pct(1 - MIX.attack)} anomalies)`,
     `  engine time       ${seconds.toFixed(2)} s (generation excluded)`,
     `  throughput        ${n(rate)} events/s   target >= ${n(TARGET_EVENTS_PER_SEC)}  ${ok(rate >= TARGET_EVENTS_PER_SEC)}`,
     `  state             ${mb(state)} for ${n(tracked)} tracked entities, ${n(engine.size.bindings)} address bindings, ` +
       `${engine.size.incidents} incidents (heap after GC minus heap before the engine)`,
     `  bytes per entity  ${n(perEntity)} B   target < ${TARGET_BYTES_PER_ENTITY}  ${ok(perEntity < TARGET_BYTES_PER_ENTITY)}`,
+    `  of which sessions ${n(baselinePerEntity)} B per entity: permitted-session signals and their baseline (the same events with allowedFlows off: ${n(without.state / without.engine.size.entities)} B per entity)`,
     `  output            ${counts.incident_opened} incidents opened, ${counts.incident_updated} updates, ` +
       `${counts.policy_gap} policy gaps`,
     `  engine stats      ${JSON.stringify({ ...engine.stats, evicted: engine.evicted })}`,
