@@ -91,13 +91,30 @@ export class Service {
         })
       : undefined;
     const containment = this.containment;
+    // Checkpoints sign the leader's head: they run with each term of leadership.
+    const checkpoints = containment && config.ledger.checkpoint ? checkpointStage(config, log, () => containment.ledger, this.metrics) : undefined;
     const selfUrl = () => advertisedUrl(config, this.http.server.address());
     this.leadership = containment
       ? new Leadership({
           redis: this.redis,
           prefix: config.redis.keyPrefix,
           url: selfUrl,
-          term: { start: (waitMs) => containment.start(waitMs), stop: () => containment.stop() },
+          term: {
+            start: async (waitMs) => {
+              const term = await containment.start(waitMs);
+              try {
+                await checkpoints?.start();
+              } catch (err) {
+                await containment.stop();
+                throw err;
+              }
+              return term;
+            },
+            stop: async () => {
+              await checkpoints?.stop();
+              await containment.stop();
+            },
+          },
           firstWaitMs: config.contain.lockWaitMs,
           metrics: this.metrics,
           log: log.child({ stage: 'contain' }),
@@ -105,7 +122,6 @@ export class Service {
       : undefined;
     const leadership = this.leadership;
     const standby = () => leadership !== undefined && !leadership.leading;
-    const checkpoints = containment && config.ledger.checkpoint ? checkpointStage(config, log, () => containment.ledger, this.metrics) : undefined;
     const siem = SiemStage.wanted(config) ? new SiemStage({ kafka: this.kafka, redis: this.redis, config, log: log.child({ stage: 'siem' }), metrics: this.metrics }) : undefined;
     this.siem = siem;
     const alertsTo = config.alerts.enabled ? alertTopic(config) : undefined;
@@ -131,7 +147,7 @@ export class Service {
         ...(containment ? [{ name: 'ledger', check: async () => refuse(standby() ? undefined : containment.isRunning() ? containment.ledger.unwritable : 'containment, which writes the ledger, is not running') }] : []),
         ...(siem ? [{ name: 'siem', check: async () => refuse(siem.isRunning() ? siem.consumerTrouble() : 'consumer not running') }] : []),
         { name: 'ledger-index', check: async () => refuse(ledgerIndex.isRunning() ? ledgerIndex.consumerTrouble() : 'consumer not running') },
-        ...(checkpoints ? [{ name: 'ledger-checkpoints', check: async () => refuse(checkpoints.trouble()) }] : []),
+        ...(checkpoints ? [{ name: 'ledger-checkpoints', check: async () => refuse(standby() ? undefined : checkpoints.trouble()) }] : []),
       ],
     });
     if (leadership) registerForwarding(this.http, { leaderUrl: async () => (standby() ? (await leadership.leader())?.url : undefined), self: selfUrl });
@@ -157,7 +173,6 @@ export class Service {
         ? [
             { name: 'enforcers', start: () => prepareEnforcers(enforcers, log), stop: async () => {} },
             { name: 'contain', start: () => leadership!.start(), stop: () => leadership!.stop() },
-            ...(checkpoints ? [checkpoints] : []),
           ]
         : []),
       { name: 'correlate', start: () => correlator.start(), stop: () => correlator.stop() },

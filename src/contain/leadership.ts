@@ -85,7 +85,11 @@ export class Leadership {
     try {
       await this.lead(this.deps.firstWaitMs, false);
     } catch (err) {
-      if (!(err instanceof LedgerLockedError)) throw err;
+      if (!(err instanceof LedgerLockedError)) {
+        // A term that failed halfway may hold the lock: stopping it releases it.
+        await this.deps.term.stop().catch(() => undefined);
+        throw err;
+      }
       this.become('standby');
       this.log.info({ holder: err.holder }, 'another replica leads containment: this one is a hot standby');
       this.loop = this.campaign();
