@@ -81,7 +81,7 @@ describe('consumer supervisor', () => {
       expect(c.troubles[0]).toMatch(/^consumer test crashed at \S+ \(.*poison record.*\); Cordon restarts it \(attempt 1\)$/);
       await eventually(async () => (c.supervisor.trouble === undefined ? true : undefined), 5_000, 'no trouble once joined again');
       expect(await count(c.metrics, 'consumerRestarts')).toBe(1);
-      expect((await c.metrics.consumerCrashes.get()).values).toEqual([expect.objectContaining({ labels: { consumer: 'test', restart: 'cordon' }, value: 1 })]);
+      expect((await c.metrics.consumerCrashes.get()).values.filter((v) => v.value > 0)).toEqual([expect.objectContaining({ labels: { consumer: 'test', restart: 'cordon' }, value: 1 })]);
     } finally {
       await c.stop();
     }
