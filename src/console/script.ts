@@ -290,6 +290,7 @@ export const CONSOLE_JS = String.raw`
     main.appendChild(h('p', { class: 'small' }, h('a', { href: '#/incidents', text: '← all incidents' })));
     main.appendChild(h('h1', null, [sev(i.severity), ' ', entityName(i, i.root)]));
     main.appendChild(h('p', { id: 'summary', text: i.summary }));
+    if (can('responder') && i.status !== 'closed') main.appendChild(closeForm(i));
     main.appendChild(h('div', { class: 'grid panel' }, [
       kv('Incident', i.id), kv('Status', i.status), kv('Score', i.score.toFixed(1)), kv('Confidence', Math.round(i.confidence * 100) + '%'),
       kv('First seen', when(i.firstSeen)), kv('Last seen', when(i.lastSeen)),
@@ -307,6 +308,24 @@ export const CONSOLE_JS = String.raw`
     main.appendChild(evidenceTable(i));
     main.appendChild(h('h2', { text: 'Ledger' }));
     main.appendChild(ledgerTable(d.ledger));
+  }
+  function closeForm(i) {
+    var reason = h('textarea', { name: 'reason', placeholder: 'Why close it: resolved, or not an attack (required)', 'aria-label': 'reason' });
+    var msg = h('div');
+    var form = h('div', { class: 'panel close-incident', id: 'close' }, [reason, h('div', { class: 'actions' }, [
+      h('button', { class: 'danger', 'data-action': 'close', onclick: function () {
+        var why = reason.value.trim();
+        clear(msg);
+        if (why.length < 3) { msg.appendChild(h('div', { class: 'flash error', text: 'Say why (at least 3 characters).' })); reason.focus(); return; }
+        busy(form, true);
+        api('/api/incidents/' + encodeURIComponent(i.id) + '/close', { reason: why }).then(function () {
+          flash('Close requested: ' + i.id + ' (later evidence opens a new incident)', 'info');
+          S.sig = '';
+          refresh();
+        }).catch(function (e) { busy(form, false); msg.appendChild(h('div', { class: 'flash error', text: e.message })); });
+      }, text: 'Close incident' }),
+    ]), msg]);
+    return form;
   }
   function kv(k, v) { return h('div', null, [h('div', { class: 'k', text: k }), h('div', { class: 'wrap', text: String(v) })]); }
 

@@ -261,6 +261,32 @@ describe('console in headless Chromium (real Service, Kafka, Redis)', () => {
     await shoot('incident-ledger', '#ledger tr[data-action="quarantine_released"]');
   });
 
+  it('a viewer gets no close button; the responder closes the incident with a reason, and the ledger names who and why', async () => {
+    const viewer = await browser.newContext();
+    await viewer.addInitScript(loginScript(TOKENS.viewer));
+    const vp = await viewer.newPage();
+    await vp.goto(`${url}/console#/incident/${encodeURIComponent(incident.id)}`);
+    await vp.waitForSelector('#summary');
+    expect(await vp.locator('button[data-action="close"]').count()).toBe(0);
+    await viewer.close();
+
+    await page.goto(`${url}/console#/incident/${encodeURIComponent(incident.id)}`);
+    const close = page.locator('#close');
+    await close.locator('button[data-action="close"]').click();
+    expect(await close.textContent()).toContain('Say why (at least 3 characters).');
+    await close.locator('textarea[name="reason"]').fill('contained and cleaned; service account rotated');
+    await close.locator('button[data-action="close"]').click();
+    await eventually(async () => ((await service.correlator.incidents.get(incident.id))?.status === 'closed' ? true : undefined), 30_000, 'the incident closed');
+    const decided = page.locator('#ledger tr[data-action="incident_updated"]', { hasText: 'service account rotated' });
+    await eventually(async () => {
+      await page.reload();
+      await page.waitForSelector('#summary');
+      return (await decided.count()) > 0 ? true : undefined;
+    }, 30_000, 'the close decision in the ledger table');
+    expect(await decided.textContent()).toContain('user:approver-1');
+    expect(await page.locator('#close').count()).toBe(0);
+  });
+
   it('raised no script error in any page', () => {
     expect(pageErrors).toEqual([]);
   });
