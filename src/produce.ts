@@ -2,7 +2,7 @@ import type { Message, Producer } from './kafka';
 import { subjectKey } from './events';
 import { fileSize } from './io/lines';
 import { readRecords } from './io/records';
-import { ProgressBar } from './io/progress';
+import { ProgressBar, type ProgressStream } from './io/progress';
 import type { Format, StreamContext } from './normalize/normalizer';
 import { normalizeRecord } from './normalize/registry';
 import { isVpcHeaderLine } from './normalize/vpcflow';
@@ -16,6 +16,8 @@ export interface ProduceOptions {
   rate?: number;
   /** Progress on stderr: forced on (true) or off (false); unset, only when stderr is a terminal. */
   progress?: boolean;
+  /** Where progress goes (default stderr). */
+  progressStream?: ProgressStream;
 }
 
 /** Publishes one telemetry file (gzip or plain; records as readRecords reads them); returns how many records it sent. */
@@ -26,12 +28,17 @@ export async function produceFile(
   opts: ProduceOptions,
   partitions: number,
 ): Promise<number> {
-  const bar = new ProgressBar(`produce ${file}`, fileSize(file), { force: opts.progress });
+  const bar = new ProgressBar(`produce ${file}`, fileSize(file), { force: opts.progress, ...(opts.progressStream ? { stream: opts.progressStream } : {}) });
   const ctx: StreamContext = { state: new Map() };
   const pace = opts.rate ? pacer(opts.rate) : undefined;
   let batch: Message[] = [];
   let count = 0;
-  for await (const line of readRecords(file, (bytes) => bar.update(bytes, count))) {
+  let read = 0;
+  const onBytes = (bytes: number) => {
+    read = bytes;
+    bar.update(bytes, count);
+  };
+  for await (const line of readRecords(file, onBytes)) {
     batch.push(...toMessages(line, opts.format, ctx, opts.timestamp, partitions));
     count++;
     if (batch.length >= 500 || pace) {
@@ -41,6 +48,7 @@ export async function produceFile(
     }
   }
   if (batch.length > 0) await producer.send({ topic, messages: batch, acks: -1 });
+  bar.update(read, count); // the bytes callback runs ahead of the records counted from them
   bar.finish();
   return count;
 }

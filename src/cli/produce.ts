@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { ProgressStream } from '../io/progress';
 import { z } from 'zod';
 import { createKafka, partitionCount } from '../kafka';
 import { createLogger } from '../logger';
@@ -35,13 +36,13 @@ export function registerProduce(program: Command, term: Terminal): void {
     .argument('<files...>', 'telemetry files')
     .action(async (files: string[], raw) => {
       const opts = parseOptions('produce', ProduceOptions, { ...raw, files });
-      const { topic, counts } = await produceFiles(opts);
+      const { topic, counts } = await produceFiles(opts, term.err);
       if (opts.json) term.out.write(`${JSON.stringify({ topic, produced: counts })}\n`);
       else for (const [file, n] of Object.entries(counts)) term.out.write(`produced ${n} record(s) from ${file} to ${topic}\n`);
     });
 }
 
-async function produceFiles(opts: ProduceOptions): Promise<{ topic: string; counts: Record<string, number> }> {
+async function produceFiles(opts: ProduceOptions, progress: ProgressStream): Promise<{ topic: string; counts: Record<string, number> }> {
   const config = configFrom(opts);
   const log = createLogger(config.log.level === 'info' ? 'error' : config.log.level, 'cordon', { format: config.log.format });
   const kafka = createKafka(config, log, 'cordon-produce');
@@ -51,7 +52,7 @@ async function produceFiles(opts: ProduceOptions): Promise<{ topic: string; coun
   const partitions = await partitionCount(kafka, topic);
   const counts: Record<string, number> = {};
   try {
-    for (const file of opts.files) counts[file] = await produceFile(producer, file, topic, opts, partitions);
+    for (const file of opts.files) counts[file] = await produceFile(producer, file, topic, { ...opts, progressStream: progress }, partitions);
   } finally {
     await producer.disconnect();
   }

@@ -7,7 +7,8 @@ import { ProgressBar } from '../../src/io/progress';
 import { BASE, tmpDir, writeFixture } from '../playbook/helpers';
 import { IncidentStore } from '../../src/incidents/store';
 import { syntheticIncident } from '../contain/support';
-import { REDIS_URL, uniq } from '../support/stack';
+import { Kafka, logLevel } from 'kafkajs';
+import { KAFKA_BROKERS, REDIS_URL, uniq } from '../support/stack';
 import { cordonIn } from './support';
 
 const RECORDING = resolve(__dirname, '../../../shared/datasets/otrf-lateral-movement/covenant_sharpsc_create_dcerpc_smb_svcctl.jsonl.gz');
@@ -106,6 +107,35 @@ describe('progress on stderr: on a terminal, or forced; silent otherwise', () =>
     const silenced = await cordonIn(['replay', '--format', 'wfp', '--no-progress', RECORDING], { tty: true });
     expect(silenced.err).toMatch(summary);
   });
+});
+
+describe('progress on simulate and produce', () => {
+  it('simulate --progress draws its bar to the last record, the records on disk', async () => {
+    const out = tmpDir();
+    const { err, code } = await cordonIn(['simulate', '--preset', 'small', '--max-records', '3000', '--out', out, '--progress']);
+    expect(code).toBe(0);
+    expect(err.split('\n').filter((l) => l.startsWith('simulate [')).at(-1)).toMatch(/^simulate \[#{20}\] 100% 3,000\/3,000, 3,000 records, [\d,]+ records\/s$/);
+  });
+
+  it('produce --progress draws its bar while it sends a recording to the real Kafka', async () => {
+    const topic = uniq('produce-progress');
+    const kafka = new Kafka({ brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    try {
+      const { out, err, code } = await cordonIn(['produce', '--format', 'wfp', '--topic', topic, '--progress', RECORDING]);
+      expect(code).toBe(0);
+      expect(out).toMatch(new RegExp(` record\\(s\\) from .* to ${topic}\\n$`));
+      const last = err.split('\n').filter((l) => l.startsWith(`produce ${RECORDING} [`)).at(-1);
+      expect(last).toMatch(/ \[#{20}\] 100% .*, [\d,]+ records, [\d,]+ records\/s$/);
+      const offsets = await admin.fetchTopicOffsets(topic);
+      expect(Number(offsets[0]!.high)).toBe(Number(/, ([\d,]+) records,/.exec(last!)![1]!.replace(/,/g, '')));
+    } finally {
+      await admin.deleteTopics({ topics: [topic] });
+      await admin.disconnect();
+    }
+  }, 60_000);
 });
 
 describe('ProgressBar', () => {
