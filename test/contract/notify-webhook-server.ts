@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { LoopbackServer, readBody } from './loopback-server';
 import { WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER, verifyWebhookSignature } from '../../src/enforcer/webhook';
 import { DELIVERY_HEADER, NotificationBody } from '../../src/notify/webhook';
 
@@ -14,21 +14,18 @@ export class NotifyWebhookReceiver {
   readonly received: NotificationBody[] = [];
   private readonly seen = new Set<string>();
   private answers: { status: number; retryAfter?: string }[] = [];
-  private server!: http.Server;
-  port = 0;
+  private server!: LoopbackServer;
 
   private constructor(private readonly secret: string | undefined) {}
 
   static async start(opts: { secret?: string } = {}): Promise<NotifyWebhookReceiver> {
     const s = new NotifyWebhookReceiver(opts.secret);
-    s.server = http.createServer((req, res) => void s.handle(req, res));
-    await new Promise<void>((resolve) => s.server.listen(0, '127.0.0.1', resolve));
-    s.port = (s.server.address() as AddressInfo).port;
+    s.server = await LoopbackServer.start((req, res) => s.handle(req, res));
     return s;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}/cordon`;
+    return this.server.url('/cordon');
   }
 
   /** The next requests get these answers, in order, before the receiver looks at them. */
@@ -36,9 +33,12 @@ export class NotifyWebhookReceiver {
     this.answers.push(...answers);
   }
 
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  get port(): number {
+    return this.server.port;
+  }
+
+  close(): Promise<void> {
+    return this.server.close();
   }
 
   private reply(res: http.ServerResponse, status: number, rec: { delivery?: string; reason?: string }, headers: Record<string, string> = {}): void {
@@ -48,9 +48,7 @@ export class NotifyWebhookReceiver {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString('utf8');
+    const raw = (await readBody(req)).toString('utf8');
     const delivery = header(req, DELIVERY_HEADER);
     const forced = this.answers.shift();
     if (forced) return this.reply(res, forced.status, { ...(delivery ? { delivery } : {}), reason: 'forced' }, forced.retryAfter ? { 'retry-after': forced.retryAfter } : {});

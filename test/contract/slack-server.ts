@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { LoopbackServer, readBody } from './loopback-server';
 
 /**
  * An in-process Slack incoming-webhook contract server, written from Slack's documentation:
@@ -48,8 +48,7 @@ export class SlackWebhookServer {
   private limited = 0;
   private retryAfterSec = 1;
   private failing = 0;
-  private server!: http.Server;
-  port = 0;
+  private server!: LoopbackServer;
 
   private constructor(hooks: string[]) {
     this.hooks = new Set(hooks);
@@ -57,14 +56,12 @@ export class SlackWebhookServer {
 
   static async start(opts: { hooks: string[] }): Promise<SlackWebhookServer> {
     const s = new SlackWebhookServer(opts.hooks);
-    s.server = http.createServer((req, res) => void s.handle(req, res));
-    await new Promise<void>((resolve) => s.server.listen(0, '127.0.0.1', resolve));
-    s.port = (s.server.address() as AddressInfo).port;
+    s.server = await LoopbackServer.start((req, res) => s.handle(req, res));
     return s;
   }
 
   url(hook: string): string {
-    return `http://127.0.0.1:${this.port}${hook}`;
+    return this.server.url(hook);
   }
 
   rateLimit(n: number, retryAfterSec: number): void {
@@ -84,9 +81,12 @@ export class SlackWebhookServer {
     this.hooks.delete(hook);
   }
 
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  get port(): number {
+    return this.server.port;
+  }
+
+  close(): Promise<void> {
+    return this.server.close();
   }
 
   private reply(res: http.ServerResponse, path: string, status: number, body: string, headers: Record<string, string> = {}): void {
@@ -96,9 +96,7 @@ export class SlackWebhookServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString('utf8');
+    const raw = (await readBody(req)).toString('utf8');
     const path = new URL(req.url ?? '/', 'http://slack').pathname;
     if (req.method !== 'POST') return this.reply(res, path, 405, 'invalid_method');
     if (!this.hooks.has(path)) return this.reply(res, path, 404, 'no_service');

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { LoopbackServer, readBody } from './loopback-server';
 
 /**
  * An in-process Microsoft Teams incoming-webhook contract server, written from Microsoft's Teams
@@ -45,8 +45,7 @@ export class TeamsWebhookServer {
   private readonly window = new Map<string, number[]>();
   private throttled = 0;
   private failing = 0;
-  private server!: http.Server;
-  port = 0;
+  private server!: LoopbackServer;
 
   private constructor(hooks: string[]) {
     this.hooks = new Set(hooks);
@@ -54,14 +53,12 @@ export class TeamsWebhookServer {
 
   static async start(opts: { hooks: string[] }): Promise<TeamsWebhookServer> {
     const s = new TeamsWebhookServer(opts.hooks);
-    s.server = http.createServer((req, res) => void s.handle(req, res));
-    await new Promise<void>((resolve) => s.server.listen(0, '127.0.0.1', resolve));
-    s.port = (s.server.address() as AddressInfo).port;
+    s.server = await LoopbackServer.start((req, res) => s.handle(req, res));
     return s;
   }
 
   url(hook: string): string {
-    return `http://127.0.0.1:${this.port}${hook}`;
+    return this.server.url(hook);
   }
 
   /** The next `n` requests are throttled, whatever their rate. */
@@ -73,9 +70,12 @@ export class TeamsWebhookServer {
     this.failing = n;
   }
 
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  get port(): number {
+    return this.server.port;
+  }
+
+  close(): Promise<void> {
+    return this.server.close();
   }
 
   private reply(res: http.ServerResponse, path: string, status: number, body: string): void {
@@ -89,9 +89,7 @@ export class TeamsWebhookServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks);
+    const raw = await readBody(req);
     const path = new URL(req.url ?? '/', 'http://teams').pathname;
     if (req.method !== 'POST' || !this.hooks.has(path)) return this.reply(res, path, 404, '');
     if (this.failing > 0) {
