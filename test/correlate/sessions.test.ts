@@ -36,6 +36,28 @@ describe('admin_session: a permitted remote-administration session between peers
     expect(run([allowed(ws1, ws2, 5985, T0)], { allowedFlows: { enabled: false } }).changes).toEqual([]);
   });
 
+  it('each exclusion follows its setting (serverRoles, adminRoles, protectedRoles, fleetSources, fanOutTargets)', () => {
+    const files = host('files1', '10.0.0.20', 'file-server');
+    const adm = host('adm1', '10.0.0.30', 'admin');
+    const riskOf = (events: AllowedFlow[], key: string, allowedFlows: Record<string, unknown> = {}) => run(events, { allowedFlows }).engine.entity(key)?.risk ?? 0;
+    expect(riskOf([allowed(ws1, files, 445, T0)], keyOf(ws1))).toBe(0);
+    expect(riskOf([allowed(ws1, files, 445, T0)], keyOf(ws1), { serverRoles: [] })).toBeGreaterThan(0);
+    expect(riskOf([allowed(adm, ws2, 5985, T0)], keyOf(adm))).toBe(0);
+    expect(riskOf([allowed(adm, ws2, 5985, T0)], keyOf(adm), { adminRoles: [] })).toBeGreaterThan(0);
+    expect(riskOf([allowed(dc, ws2, 5985, T0)], keyOf(dc))).toBe(0);
+    expect(riskOf([allowed(dc, ws2, 5985, T0)], keyOf(dc), { protectedRoles: [] })).toBeGreaterThan(0);
+    const collector = ip('10.0.0.40');
+    const desks = Array.from({ length: 4 }, (_, i) => host(`d${i}`, `10.1.1.${i + 1}`, 'workstation'));
+    const toCollector = [allowed(collector, dc, 88, T0), ...desks.map((d, i) => allowed(d, collector, 5985, T0 + MIN + i * SEC))];
+    expect(riskOf(toCollector, keyOf(desks[3]!))).toBe(0); // the fourth source reaches a fleet service
+    expect(riskOf(toCollector, keyOf(desks[3]!), { fleetSources: 8 })).toBeGreaterThan(0);
+    const members = Array.from({ length: 3 }, (_, i) => ip(`10.1.8.${i + 1}`));
+    const sweep = [...members.map((m, i) => allowed(m, dc, 88, T0 + i)), ...members.map((m, i) => allowed(ip('10.1.7.7'), m, 22, T0 + MIN + i * SEC))];
+    const fanOut = (n: number) => run(sweep, { allowedFlows: { fanOutTargets: n } }).incidents[0]?.evidence.byRule.session_fan_out;
+    expect(fanOut(4)).toBeUndefined();
+    expect(fanOut(3)).toEqual({ count: 1, weight: 3 });
+  });
+
   it('is evidence on a service the server role does not serve: WinRM to a domain controller (tier 0)', () => {
     const inc = run([allowed(ws1, dc, 5985, T0)]).opened[0]!;
     expect(inc.evidence.byRule.admin_session).toEqual({ count: 1, weight: 10 });
