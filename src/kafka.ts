@@ -88,8 +88,33 @@ export function cordonTopics(config: Config): ITopicConfig[] {
 export async function ensureTopics(admin: Admin, topics: ITopicConfig[]): Promise<string[]> {
   const existing = new Set(await admin.listTopics());
   const missing = topics.filter((t) => !existing.has(t.topic));
-  if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: true });
+  if (missing.length > 0) await createTopicsReady(admin, missing);
   return missing.map((t) => t.topic);
+}
+
+/** Error types a broker answers for a moment after it created a topic, before its metadata has spread. */
+const NOT_YET_SERVED = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
+/**
+ * Creates the topics and returns once every partition has a leader. kafkajs's own `waitForLeaders` retries only
+ * LEADER_NOT_AVAILABLE, but a KRaft broker can also answer "does not host this topic-partition" just after creation.
+ */
+export async function createTopicsReady(admin: Admin, topics: ITopicConfig[], timeoutMs = 30_000): Promise<void> {
+  await admin.createTopics({ topics });
+  const names = topics.map((t) => t.topic);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const led = await admin.fetchTopicMetadata({ topics: names }).then(
+      (meta) => meta.topics.length === names.length && meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)),
+      (err: { type?: string }) => {
+        if (err.type && NOT_YET_SERVED.has(err.type)) return false;
+        throw err;
+      },
+    );
+    if (led) return;
+    if (Date.now() > deadline) throw new Error(`topics ${names.join(', ')} have no leader after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Input and dead-letter topics take oversized records, so an oversized record reaches Cordon and the DLQ keeps its bytes. */

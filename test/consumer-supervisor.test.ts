@@ -3,6 +3,7 @@ import { ConsumerSupervisor } from '../src/consumer-supervisor';
 import { Metrics } from '../src/metrics';
 import { testKafka } from './support/kafka';
 import { eventually, testLog, uniq } from './support/stack';
+import { createTopicsReady } from '../src/kafka';
 
 /**
  * A consumer that dies is running again (real Kafka, real kafkajs consumers): one whose handler
@@ -29,7 +30,7 @@ describe('consumer supervisor', () => {
     topics.push(topic);
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await createTopicsReady(admin, [{ topic, numPartitions: 1 }]);
     await admin.disconnect();
     const producer = kafka.producer();
     await producer.connect();

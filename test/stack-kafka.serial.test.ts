@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { SECURITY_DIR } from './support/kafka-security';
 import { uniq } from './support/stack';
+import { createTopicsReady } from '../src/kafka';
 
 /**
  * scripts/stack.sh's Kafka on a stack dir and ports of its own (the shared broker is left alone):
@@ -66,7 +67,7 @@ describe('stack.sh kafka', () => {
     const k = kafka();
     const admin = k.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await createTopicsReady(admin, [{ topic, numPartitions: 1 }]);
     await admin.disconnect();
     const producer = k.producer();
     await producer.connect();

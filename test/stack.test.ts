@@ -4,6 +4,7 @@ import { Queue, Worker, QueueEvents } from 'bullmq';
 import IORedis from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { ES_URL, ES_VERSION, KAFKA_BROKERS, REDIS_URL, eventually, uniq } from './support/stack';
+import { createTopicsReady } from '../src/kafka';
 
 /** Proves each real component of the local stack is real: a round trip through each. */
 describe('the real local stack', () => {
@@ -12,7 +13,7 @@ describe('the real local stack', () => {
     const topic = uniq('stack-kafka');
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await createTopicsReady(admin, [{ topic, numPartitions: 1 }]);
     const producer = kafka.producer();
     await producer.connect();
     await producer.send({ topic, messages: [{ key: 'k', value: 'hello cordon' }] });

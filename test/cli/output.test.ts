@@ -10,6 +10,7 @@ import { syntheticIncident } from '../contain/support';
 import { Kafka, logLevel } from 'kafkajs';
 import { KAFKA_BROKERS, REDIS_URL, uniq } from '../support/stack';
 import { cordonIn } from './support';
+import { createTopicsReady } from '../../src/kafka';
 
 const RECORDING = resolve(__dirname, '../../../shared/datasets/otrf-lateral-movement/covenant_sharpsc_create_dcerpc_smb_svcctl.jsonl.gz');
 const ESC = '\x1b[';
@@ -122,7 +123,7 @@ describe('progress on simulate and produce', () => {
     const kafka = new Kafka({ brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await createTopicsReady(admin, [{ topic, numPartitions: 1 }]);
     try {
       const { out, err, code } = await cordonIn(['produce', '--format', 'wfp', '--topic', topic, '--progress', RECORDING]);
       expect(code).toBe(0);

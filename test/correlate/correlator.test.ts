@@ -15,6 +15,7 @@ import { produceFile } from '../../src/produce';
 import { createTopics, deleteTopics, header, readTopic, testKafka } from '../support/kafka';
 import { REDIS_URL, eventually, testConfig, testLog } from '../support/stack';
 import { BUILDER_SOURCES, T0, denied, host, keyOf } from './builder';
+import { createTopicsReady } from '../../src/kafka';
 
 const DATASETS = resolve(__dirname, '../../../shared/datasets/otrf-lateral-movement');
 
@@ -126,7 +127,7 @@ describe('the correlator against real Kafka and Redis', () => {
       const [committed] = await admin.fetchOffsets({ groupId: config.kafka.groups.correlate, topics: [config.kafka.topics.events] });
       expect(committed!.partitions.every((p) => p.offset === '-1' || p.offset === '0')).toBe(true);
 
-      await admin.createTopics({ topics: [{ topic: config.kafka.topics.incidents, numPartitions: config.kafka.partitions }], waitForLeaders: true });
+      await createTopicsReady(admin, [{ topic: config.kafka.topics.incidents, numPartitions: config.kafka.partitions }]);
       const out = changes(await readTopic(kafka, config.kafka.topics.incidents, (ms) => ms.length >= 1, 30_000));
       expect(out.map((c) => c.type)).toEqual(['incident_opened']);
       expect((await correlator.incidents.get(out[0]!.incident.id))?.counters.denied).toBe(1);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { produceFile } from '../../src/produce';
 import { readTopic, testKafka } from '../support/kafka';
 import { uniq } from '../support/stack';
+import { createTopicsReady } from '../../src/kafka';
 
 /** `cordon produce` over a pretty-printed JSON array, against the shared Kafka: one keyed message per element. */
 const ILLUMIO = path.resolve(__dirname, '../fixtures/illumio/traffic_query_response.json');
@@ -16,7 +17,7 @@ describe('produce: a JSON array file', () => {
   beforeAll(async () => {
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }, { topic: tsvTopic, numPartitions: 2 }], waitForLeaders: true });
+    await createTopicsReady(admin, [{ topic, numPartitions: 2 }, { topic: tsvTopic, numPartitions: 2 }]);
     await admin.disconnect();
   });
 

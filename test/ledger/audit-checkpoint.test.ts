@@ -7,7 +7,7 @@ import type { Kafka } from 'kafkajs';
 import { buildProgram } from '../../src/cli/main';
 import { loadConfig, type Config } from '../../src/config';
 import { LabelStoreEnforcer } from '../../src/enforcer/label-store';
-import { cordonTopics } from '../../src/kafka';
+import { cordonTopics, createTopicsReady } from '../../src/kafka';
 import { canonicalJson } from '../../src/ledger/canonical';
 import { checkpointStage } from '../../src/ledger/checkpoint-stage';
 import { Ledger } from '../../src/ledger/ledger';
@@ -100,7 +100,7 @@ async function createLedgerTopic(config: Config): Promise<void> {
   await admin.connect();
   try {
     // a topic just deleted is refused until the controller has finished deleting it
-    await eventually(async () => admin.createTopics({ topics: [spec], waitForLeaders: true }).then(() => true, () => undefined), 30_000, `topic ${spec.topic}`);
+    await eventually(async () => createTopicsReady(admin, [spec]).then(() => true, () => undefined), 30_000, `topic ${spec.topic}`);
   } finally {
     await admin.disconnect();
   }

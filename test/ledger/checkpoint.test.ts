@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
-import { cordonTopics } from '../../src/kafka';
+import { cordonTopics, createTopicsReady } from '../../src/kafka';
 import { takeCheckpoint, verifyLedgerCheckpoints } from '../../src/ledger/audit';
 import { canonicalJson } from '../../src/ledger/canonical';
 import { FileCheckpointStore, checkpointSigned, signCheckpoint } from '../../src/ledger/checkpoint';
@@ -38,7 +38,7 @@ async function ledgerTopic(name: string, records: LedgerRecord[]): Promise<strin
   const spec = cordonTopics(config).find((t) => t.topic === config.kafka.topics.ledger)!;
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [spec], waitForLeaders: true });
+  await createTopicsReady(admin, [spec]);
   await admin.disconnect();
   topics.push(spec.topic);
   if (records.length > 0) {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import { ConfigError, loadConfig } from '../../src/config';
-import { cordonTopics } from '../../src/kafka';
+import { cordonTopics, createTopicsReady } from '../../src/kafka';
 import { checkpointSigned, type Checkpoint } from '../../src/ledger/checkpoint';
 import { checkpointStage } from '../../src/ledger/checkpoint-stage';
 import { checkpointSigningKey, checkpointVerifyKeys, type CheckpointStore } from '../../src/ledger/checkpoint-stores';
@@ -78,7 +78,7 @@ describe('Checkpointer on a real ledger writer', () => {
     redis = new Redis(REDIS_URL);
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [cordonTopics(config).find((t) => t.topic === config.kafka.topics.ledger)!], waitForLeaders: true });
+    await createTopicsReady(admin, [cordonTopics(config).find((t) => t.topic === config.kafka.topics.ledger)!]);
     await admin.disconnect();
   });
   afterAll(async () => {

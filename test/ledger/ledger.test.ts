@@ -5,7 +5,7 @@ import Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import { buildProgram } from '../../src/cli/main';
 import type { Config } from '../../src/config';
-import { cordonTopics } from '../../src/kafka';
+import { cordonTopics, createTopicsReady } from '../../src/kafka';
 import { exportLedger, verifyLedger } from '../../src/ledger/audit';
 import { canonicalJson } from '../../src/ledger/canonical';
 import { hashRecord, verify } from '../../src/ledger/chain';
@@ -48,7 +48,7 @@ async function setup(name: string, configEntries: Array<{ name: string; value: s
   ledgerTopic.configEntries = [...(ledgerTopic.configEntries ?? []), ...configEntries];
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [ledgerTopic], waitForLeaders: true });
+  await createTopicsReady(admin, [ledgerTopic]);
   await admin.disconnect();
   topics.push(ledgerTopic.topic);
   prefixes.push(config.redis.keyPrefix);

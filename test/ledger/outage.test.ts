@@ -1,7 +1,7 @@
 import Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../../src/config';
-import { cordonTopics } from '../../src/kafka';
+import { cordonTopics, createTopicsReady } from '../../src/kafka';
 import { verifyLedger } from '../../src/ledger/audit';
 import { Ledger } from '../../src/ledger/ledger';
 import { LedgerLockLostError } from '../../src/ledger/lock';
@@ -37,7 +37,7 @@ async function setup(name: string): Promise<Config> {
   const config = testConfig(name);
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [cordonTopics(config).find((t) => t.topic === config.kafka.topics.ledger)!], waitForLeaders: true });
+  await createTopicsReady(admin, [cordonTopics(config).find((t) => t.topic === config.kafka.topics.ledger)!]);
   await admin.disconnect();
   topics.push(config.kafka.topics.ledger);
   return config;
