@@ -1,4 +1,4 @@
-import type { Batch, Message } from '../kafka';
+import type { Batch, IHeaders, Message } from '../kafka';
 import type { Config } from '../config';
 import { isFlow, type CordonEvent } from '../events';
 import type { Logger } from '../logger';
@@ -24,38 +24,62 @@ export interface BatchIntake {
   dead: Message[];
 }
 
+/** The parts of a consumer record intake reads. */
+export interface RecordIn {
+  key: Buffer | null;
+  value: Buffer | null;
+  offset: string;
+  timestamp: string;
+  headers?: IHeaders;
+}
+
+export interface Refusal {
+  /** The refused record's index in its batch. */
+  index: number;
+  reason: string;
+}
+
+/** What one batch adds to the ingest counters, as [label, count] pairs. */
+export interface IntakeCounts {
+  outcomes: Array<[string, number]>;
+  rejects: Array<[string, number]>;
+  types: Array<[string, number]>;
+}
+
+export interface Verdicts {
+  admitted: Admitted[];
+  refused: Refusal[];
+  counts: IntakeCounts;
+}
+
 /**
- * Admission of a consumer batch, shared by every stage that reads telemetry: each record is
- * decoded, normalized and checked; refused ones become dead letters with their bytes and reason.
- * Counts go to the metrics once per batch, not once per record.
+ * What intake decides about the records of each stream, with no I/O: each record is decoded,
+ * normalized and checked, in order, with the stream's state (a VPC or Zeek header applies to the
+ * lines after it). Pure enough to run in a worker thread (src/ingest/intake-pool.ts).
  */
-export class Intake {
+export class IntakeStreams {
   private readonly streams = new Map<string, StreamContext>();
-  private readonly limits: AdmitLimits;
   /** Per topic, the VPC flow log field order its input declares (seeded into every new stream context). */
   private readonly vpcFields: ReadonlyMap<string, readonly string[]>;
 
   constructor(
-    config: Config,
-    private readonly metrics: Metrics,
-    private readonly log: Logger,
-    private readonly clock: () => number = Date.now,
+    private readonly limits: AdmitLimits,
+    inputs: ReadonlyArray<{ topic: string; vpcFields?: readonly string[] | undefined }>,
   ) {
-    this.limits = config.ingest;
-    this.vpcFields = new Map(config.kafka.inputs.flatMap((i) => (i.vpcFields ? [[i.topic, i.vpcFields] as const] : [])));
+    this.vpcFields = new Map(inputs.flatMap((i) => (i.vpcFields ? [[i.topic, i.vpcFields] as const] : [])));
   }
 
   /**
    * `origin`: `record` names each event by its own record's coordinates; `header` takes the
    * origin a rekeying stage put on it, so a record replayed through either path dedups alike.
    */
-  admitBatch(batch: Batch, format: Format | 'auto', origin: 'record' | 'header'): BatchIntake {
-    const { topic, partition } = batch;
+  verdicts(topic: string, partition: number, messages: readonly RecordIn[], format: Format | 'auto', origin: 'record' | 'header'): Verdicts {
     const ctx = this.streamContext(topic, partition);
     const admitted: Admitted[] = [];
-    const dead: Message[] = [];
+    const refused: Refusal[] = [];
     const tally = new Tally();
-    for (const m of batch.messages) {
+    for (let index = 0; index < messages.length; index++) {
+      const m = messages[index]!;
       const outcome = admit(m.value, format, ctx, Number(m.timestamp), this.limits);
       tally.outcome(outcome.kind);
       if (outcome.kind === 'events') {
@@ -66,13 +90,10 @@ export class Intake {
         });
       } else if (outcome.kind === 'reject') {
         tally.reject(reasonClass(outcome.reason));
-        const where = { topic, partition, offset: m.offset, timestamp: m.timestamp };
-        dead.push(deadLetter(m, where, outcome.reason, format, this.clock()));
+        refused.push({ index, reason: outcome.reason });
       }
     }
-    tally.flush(topic, this.metrics);
-    if (dead.length > 0) this.log.warn({ topic, partition, rejected: dead.length, reasons: Object.fromEntries(tally.rejects) }, 'records sent to the dead-letter topic');
-    return { admitted, dead };
+    return { admitted, refused, counts: tally.counts() };
   }
 
   /** A rebalance may hand a partition's stream to another reader: per-stream state starts over. */
@@ -92,6 +113,52 @@ export class Intake {
   }
 }
 
+export interface IntakeDeps {
+  metrics: Metrics;
+  log: Logger;
+  clock: () => number;
+}
+
+/**
+ * The I/O side of a batch's verdicts: the refused records become dead letters with their bytes
+ * and reason, and the counts go to the metrics once per batch, not once per record.
+ */
+export function settleBatch(topic: string, partition: number, messages: readonly RecordIn[], verdicts: Omit<Verdicts, 'admitted'>, format: Format | 'auto', deps: IntakeDeps): Message[] {
+  const { metrics, log, clock } = deps;
+  const { refused, counts } = verdicts;
+  for (const [outcome, n] of counts.outcomes) metrics.ingestRecords.inc({ topic, outcome }, n);
+  for (const [reason, n] of counts.rejects) metrics.ingestRejects.inc({ topic, reason }, n);
+  for (const [type, n] of counts.types) metrics.ingestEvents.inc({ topic, type }, n);
+  if (refused.length === 0) return [];
+  const dead = refused.map(({ index, reason }) => {
+    const m = messages[index]!;
+    return deadLetter(m, { topic, partition, offset: m.offset, timestamp: m.timestamp }, reason, format, clock());
+  });
+  log.warn({ topic, partition, rejected: dead.length, reasons: Object.fromEntries(counts.rejects) }, 'records sent to the dead-letter topic');
+  return dead;
+}
+
+/** Admission of a consumer batch in the calling thread, shared by every stage that reads telemetry. */
+export class Intake {
+  private readonly streams: IntakeStreams;
+  private readonly deps: IntakeDeps;
+
+  constructor(config: Config, metrics: Metrics, log: Logger, clock: () => number = Date.now) {
+    this.streams = new IntakeStreams(config.ingest, config.kafka.inputs);
+    this.deps = { metrics, log, clock };
+  }
+
+  admitBatch(batch: Batch, format: Format | 'auto', origin: 'record' | 'header'): BatchIntake {
+    const { topic, partition, messages } = batch;
+    const verdicts = this.streams.verdicts(topic, partition, messages, format, origin);
+    return { admitted: verdicts.admitted, dead: settleBatch(topic, partition, messages, verdicts, format, this.deps) };
+  }
+
+  reset(): void {
+    this.streams.reset();
+  }
+}
+
 class Tally {
   readonly outcomes = new Map<string, number>();
   readonly rejects = new Map<string, number>();
@@ -106,10 +173,8 @@ class Tally {
   reject(reason: string): void {
     bump(this.rejects, reason);
   }
-  flush(topic: string, m: Metrics): void {
-    for (const [outcome, n] of this.outcomes) m.ingestRecords.inc({ topic, outcome }, n);
-    for (const [reason, n] of this.rejects) m.ingestRejects.inc({ topic, reason }, n);
-    for (const [type, n] of this.types) m.ingestEvents.inc({ topic, type }, n);
+  counts(): IntakeCounts {
+    return { outcomes: [...this.outcomes], rejects: [...this.rejects], types: [...this.types] };
   }
 }
 
