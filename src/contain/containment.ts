@@ -29,6 +29,7 @@ import { configBounds, extensionRefusal, mergeBounds, stepBounds, type Extension
 import type { Followed } from './switch-plan';
 import { durationMs } from '../playbook/duration';
 import { SideQueue } from './side-queue';
+import { manualQuarantine, type ManualAsk, type ManualOutcome } from './manual';
 import { channelProblems } from '../notify/config';
 import { Notifier } from '../notify/notifier';
 import { linkMinter, oncallDeliveries } from '../notify/oncall';
@@ -279,6 +280,23 @@ export class Containment {
     const refused = extensionRefusal({ ...ask, now, since }, bounds);
     if (refused) return { refused };
     return { lease: await this.quarantines.extend(entity, now + ask.ttlMs, who) };
+  }
+
+  /**
+   * A person quarantines a target by hand (manual.ts): the same leases, TTL bounds as an extension
+   * (the config's and those of the playbooks holding the target) and protection as a playbook's.
+   */
+  quarantineByHand(ask: ManualAsk): Promise<ManualOutcome> {
+    return manualQuarantine(ask, {
+      quarantines: this.quarantines,
+      bounds: async (lease) => mergeBounds(configBounds(this.deps.config.contain), ...(lease ? await this.playbookBounds(lease) : [])),
+      protected: this.playbooks.flatMap((p) => p.spec.safety.protected),
+      lifetimeStart: async (target) => {
+        const at = await this.deps.redis.get(this.lifetimeKey(target));
+        return at ? Number(at) : undefined;
+      },
+      clock: this.clock,
+    });
   }
 
   private async playbookBounds(lease: Lease): Promise<ExtensionBounds[]> {
