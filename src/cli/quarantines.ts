@@ -5,11 +5,17 @@ import { ApiError, ApiOptions, apiInput, callApi, expectBody, print, Reason, wit
 import { parseOptions } from './options';
 import { paletteFor, type Terminal } from './terminal';
 
-/** `cordon extend|release ENTITY`: a responder acts on a live quarantine, through the on-call API. */
+/** `cordon quarantine|extend|release ENTITY`: a responder starts or acts on a quarantine, through the on-call API. */
 
 const Entity = z.string().min(1).max(317);
 const ExtendOptions = ApiOptions.extend({ entity: Entity, ttl: duration('how long from now: --ttl, e.g. 2h'), reason: Reason });
 const ReleaseOptions = ApiOptions.extend({ entity: Entity, reason: Reason });
+const QuarantineOptions = ApiOptions.extend({
+  entity: Entity,
+  ttl: duration('how long: --ttl, e.g. 2h'),
+  reason: Reason,
+  enforcer: z.string().min(1).max(64).regex(/^[a-z][a-z0-9-]*$/, 'expected an enforcer name such as kubernetes').optional(),
+});
 
 const LeaseBody = z.object({
   target: z.string(),
@@ -21,6 +27,20 @@ const LeaseBody = z.object({
 type LeaseBody = z.infer<typeof LeaseBody>;
 
 export function registerQuarantines(program: Command, term: Terminal): void {
+  withApiOptions(
+    program
+      .command('quarantine')
+      .description('quarantine an entity by hand now (role responder), for a TTL bounded like an extension; protected entities are refused')
+      .argument('<entity>', 'the entity key, e.g. ip:10.0.0.5 or pod:prod/web-1')
+      .requiredOption('--ttl <duration>', 'how long, e.g. 2h (at most contain.maxExtensionMs)')
+      .requiredOption('-r, --reason <text>', 'why: kept in the ledger with your token\'s name')
+      .option('--enforcer <name>', 'the enforcement layer (needed when more than one is configured)'),
+  ).action(async (entity: string, raw) => {
+    const opts = parseOptions('quarantine', QuarantineOptions, { ...raw, ...apiInput(raw, term.env), entity });
+    const body = await callApi(opts, { command: 'quarantine', method: 'POST', path: 'api/quarantines', body: { entity: opts.entity, ttl: opts.ttl, reason: opts.reason, ...(opts.enforcer ? { enforcer: opts.enforcer } : {}) } });
+    print(term, opts.json, body, (b) => describeLease(term, 'quarantined', expectBody('quarantine', LeaseBody, b)));
+  });
+
   withApiOptions(
     program
       .command('extend')

@@ -2,6 +2,7 @@ import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { LinkRefused, mintLinksFor, verifyLink } from '../approvals/links';
 import type { Containment } from '../contain/containment';
+import { parseEntity, type ManualOutcome } from '../contain/manual';
 import type { IncidentStore } from '../incidents/store';
 import { duration, durationMs } from '../playbook/duration';
 import { inGroups, requireRole, type TokenConfig } from './auth';
@@ -23,6 +24,21 @@ const ApproveBody = z.object({ reason: Reason, ttl: Ttl.optional() });
 const DenyBody = z.object({ reason: Reason });
 const ExtendBody = z.object({ ttl: Ttl, reason: Reason });
 const ReleaseBody = z.object({ reason: Reason });
+const EntityKey = z
+  .string()
+  .min(3)
+  .max(317)
+  .superRefine((key, ctx) => {
+    const target = parseEntity(key);
+    if (typeof target === 'string') ctx.addIssue({ code: 'custom', message: target });
+  })
+  .describe('the entity key to quarantine, e.g. pod:prod/web-1, vm:db-2 or ip:10.0.0.5');
+const QuarantineBody = z.object({
+  entity: EntityKey,
+  ttl: Ttl.describe('how long, e.g. 2h: bounded like an extension (contain.maxExtensionMs, maxLifetimeMs, 7d hard limit)'),
+  reason: Reason,
+  enforcer: z.string().min(1).max(64).optional().describe('the enforcement layer; may be left out when only one is configured'),
+});
 
 const Id = z.string().min(1).max(1024);
 const IdParams = z.object({ id: Id });
@@ -78,6 +94,16 @@ export function registerApi(app: HttpServer, deps: ApiDeps): void {
     });
 
     r.get('/api/quarantines', { ...as('viewer'), schema: doc(['quarantines']) }, async (_req, reply) => withContainment(deps, reply, (c) => c.quarantines.registry.all()));
+    r.post(
+      '/api/quarantines',
+      { ...as('responder'), schema: { ...doc(['quarantines'], { 201: Any, 502: Problem }), description: 'a manual quarantine: who and why in the ledger; protected targets refused (409), no override', body: QuarantineBody } },
+      async (req, reply) =>
+        withContainment(deps, reply, async (c) => {
+          const { entity, ttl, reason, enforcer } = req.body;
+          const outcome = await c.quarantineByHand({ entity, ttlMs: durationMs(ttl), ttlText: ttl, enforcer, actor: `user:${req.principal!.name}`, reason });
+          return answerManual(reply, outcome);
+        }),
+    );
     r.post('/api/quarantines/:entity/extend', { ...as('responder'), schema: { ...doc(['quarantines']), params: EntityParams, body: ExtendBody } }, async (req, reply) => {
       const { ttl, reason } = req.body;
       return withContainment(deps, reply, async (c) => {
@@ -89,6 +115,13 @@ export function registerApi(app: HttpServer, deps: ApiDeps): void {
       withContainment(deps, reply, (c) => c.quarantines.release(req.params.entity, { actor: `user:${req.principal!.name}`, reason: req.body.reason })),
     );
   });
+}
+
+const MANUAL_STATUS = { invalid: 400, missing: 404, refused: 409, failed: 502 } as const;
+
+function answerManual(reply: FastifyReply, outcome: ManualOutcome) {
+  if (outcome.result === 'contained') return reply.code(201).send(outcome.lease);
+  return problem(reply, MANUAL_STATUS[outcome.result], outcome.detail);
 }
 
 function checkLink(deps: ApiDeps, token: string) {
