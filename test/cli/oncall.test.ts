@@ -136,6 +136,38 @@ describe('cordon approve|deny|extend|release against a running service (real Kaf
     expect((await service.containment!.quarantines.registry.get(incident.root))!.state).toBe('released');
   }, 60_000);
 
+  it('quarantine: a responder contains an entity by hand, as text and JSON; bad options exit 2, the API\'s refusals exit 1', async () => {
+    const text = await cordonIn(['quarantine', 'ip:10.60.0.1', '--ttl', '2h', '--reason', 'beaconing to a known C2 host'], { env: as('responder') });
+    expect(text.err).toBe('');
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(/^quarantined ip:10\.60\.0\.1: applied, until \d{4}-\d\d-\d\dT[\d:.]+Z\n {2}held by: manual\.responder-1\.[0-9a-z]+\n$/);
+    const lease = (await service.containment!.quarantines.registry.get('ip:10.60.0.1'))!;
+    expect(lease).toMatchObject({ state: 'applied', holders: [expect.stringMatching(/^manual\.responder-1\./)] });
+    expect(text.out).toContain(new Date(lease.expiresAt).toISOString());
+
+    const json = await cordonIn(['quarantine', 'vm:db-2', '--ttl', '30m', '-r', 'lateral movement seen', '--enforcer', 'labelstore', '--json'], { env: as('approver') });
+    expect(json.code).toBe(0);
+    expect(json.out.trim().split('\n')).toHaveLength(1);
+    expect(JSON.parse(json.out)).toMatchObject({ target: 'vm:db-2', state: 'applied', enforcer: 'labelstore', holders: [expect.stringMatching(/^manual\.approver-1\./)] });
+
+    const badTtl = await cordonIn(['quarantine', 'ip:10.60.0.2', '--ttl', 'forever', '--reason', 'looks odd'], { env: as('responder') });
+    expect(badTtl.code).toBe(2);
+    expect(badTtl.err).toMatch(/^cordon quarantine: invalid arguments:\n {2}--ttl = "forever": /);
+
+    const tooLong = await cordonIn(['quarantine', 'ip:10.60.0.2', '--ttl', '2d', '--reason', 'looks odd'], { env: as('responder') });
+    expect(tooLong).toEqual({ code: 1, out: '', err: 'cordon quarantine: POST /api/quarantines answered 400: Bad Request: body.ttl: 2d is longer than the longest extension, 1d (contain.maxExtensionMs)\n' });
+
+    const viewer = await cordonIn(['quarantine', 'ip:10.60.0.2', '--ttl', '1h', '--reason', 'looks odd', '--json'], { env: as('viewer') });
+    expect(viewer).toEqual({ code: 1, out: '', err: 'cordon quarantine: POST /api/quarantines answered 403: Forbidden: role viewer may not do this; it needs responder\n' });
+
+    const twice = await cordonIn(['quarantine', 'ip:10.60.0.1', '--ttl', '1h', '--reason', 'asked twice'], { env: as('responder') });
+    expect(twice.code).toBe(1);
+    expect(twice.err).toMatch(/answered 409: Conflict: ip:10\.60\.0\.1 is already quarantined by hand \(manual\.responder-1\.[0-9a-z]+\) until .*: extend it instead\n$/);
+
+    const released = await cordonIn(['release', 'ip:10.60.0.1', '--reason', 'host reimaged'], { env: as('responder') });
+    expect(released.out).toBe('released ip:10.60.0.1: released (restored)\n');
+  }, 60_000);
+
   it('a cordon that is not there is named with the URL, exit 1', async () => {
     const port = await freePort();
     const down = await cordonIn(['release', 'ip:10.0.0.1', '--reason', 'test', '--url', `http://127.0.0.1:${port}`], { env: as('responder') });

@@ -79,7 +79,7 @@ describe('output flags: text for people by default, --json on every command', ()
   });
 
   it('every command that prints a result offers --json', async () => {
-    for (const command of [['replay'], ['produce'], ['simulate'], ['incidents'], ['approve'], ['deny'], ['extend'], ['release'], ['playbook', 'test'], ['playbook', 'validate'], ['audit', 'verify'], ['audit', 'rebuild']]) {
+    for (const command of [['replay'], ['produce'], ['simulate'], ['incidents'], ['approve'], ['deny'], ['quarantine'], ['extend'], ['release'], ['playbook', 'test'], ['playbook', 'validate'], ['audit', 'verify'], ['audit', 'rebuild']]) {
       expect([command.join(' '), (await cordonIn([...command, '--help'])).out]).toEqual([command.join(' '), expect.stringContaining('--json')]);
     }
   });
