@@ -12,6 +12,9 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return 1
 `;
 
+/** The channel on which the store announces new incident versions (http/change-feed.ts pushes them to the console). */
+export const changesChannel = (prefix: string): string => `${prefix}:changes`;
+
 export type StoreItem =
   | { kind: 'incident'; id: string; version: number; lastSeen: number; json: string }
   | { kind: 'policy_gap'; id: string; json: string };
@@ -41,6 +44,8 @@ export class IncidentStore {
       if (item.kind === 'policy_gap') pipeline.hset(this.key('policy-gaps'), item.id, item.json);
       else pipeline.eval(PUT_IF_NEWER, 3, this.key('incidents'), this.key('incidents:by-last-seen'), this.key('incidents:versions'), item.id, item.json, item.version, item.lastSeen);
     }
+    const ids = items.filter((i) => i.kind === 'incident').map((i) => i.id);
+    if (ids.length > 0) pipeline.publish(changesChannel(this.prefix), JSON.stringify({ ids: ids.slice(0, 100), count: ids.length }));
     const results = await pipeline.exec();
     const failed = results?.find(([err]) => err);
     if (failed) throw failed[0];
