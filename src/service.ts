@@ -19,6 +19,7 @@ import { Unavailable } from './http/errors';
 import { registerIncidentRoutes } from './incidents/routes';
 import { StatusRequests } from './incidents/status-requests';
 import { registerConsoleApi } from './http/console-api';
+import { registerEventStream } from './http/event-stream';
 import { createHttpServer, type HttpServer } from './http/server';
 import { Rekey } from './ingest/rekey';
 import { cordonTopics, createKafka, ensureTopics } from './kafka';
@@ -162,6 +163,7 @@ export class Service {
     const ledgerIndex = new LedgerIndex({ kafka: this.kafka, redis: this.redis, topic: config.kafka.topics.ledger, prefix: config.redis.keyPrefix, log: log.child({ stage: 'ledger-index' }), metrics: this.metrics });
     registerConsoleApi(this.http, { containment: () => (containment?.isRunning() ? containment : undefined), incidents: this.correlator.incidents, tokens: config.auth.tokens, flows, ledger: ledgerIndex });
     registerConsole(this.http);
+    registerEventStream(this.http, { redis: this.redis, prefix: config.redis.keyPrefix, tokens: config.auth.tokens, log: log.child({ component: 'events' }) });
     registerIncidentRoutes(this.http, { incidents: this.correlator.incidents, requests: statusRequests, tokens: config.auth.tokens, audit: (entry) => this.auditDecision(entry) });
     if (alerts) registerAlertRoutes(this.http, { config: config.alerts, tokens: config.auth.tokens, publisher: alerts, metrics: this.metrics, log: log.child({ component: 'alerts' }) });
     this.stages.push(
