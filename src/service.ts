@@ -161,7 +161,7 @@ export class Service {
       linkTtlMs: config.auth.linkTtlMs,
     });
     const ledgerIndex = new LedgerIndex({ kafka: this.kafka, redis: this.redis, topic: config.kafka.topics.ledger, prefix: config.redis.keyPrefix, log: log.child({ stage: 'ledger-index' }), metrics: this.metrics });
-    registerConsoleApi(this.http, { containment: () => (containment?.isRunning() ? containment : undefined), incidents: this.correlator.incidents, tokens: config.auth.tokens, flows, ledger: ledgerIndex });
+    registerConsoleApi(this.http, { containment: () => (containment?.isRunning() ? containment : undefined), incidents: this.correlator.incidents, tokens: config.auth.tokens, flows, ledger: ledgerIndex, enforcers: [...enforcers.keys()] });
     registerConsole(this.http);
     registerEventStream(this.http, { redis: this.redis, prefix: config.redis.keyPrefix, tokens: config.auth.tokens, log: log.child({ component: 'events' }) });
     registerIncidentRoutes(this.http, { incidents: this.correlator.incidents, requests: statusRequests, tokens: config.auth.tokens, audit: (entry) => this.auditDecision(entry) });

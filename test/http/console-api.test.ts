@@ -10,6 +10,7 @@ import { registerConsoleApi } from '../../src/http/console-api';
 import { createHttpServer } from '../../src/http/server';
 import { IncidentStore } from '../../src/incidents/store';
 import type { LedgerRecord } from '../../src/ledger/records';
+import type { CordonEvent } from '../../src/events';
 import { Metrics } from '../../src/metrics';
 import { KAFKA_BROKERS, REDIS_URL, testLog, uniq } from '../support/stack';
 
@@ -21,7 +22,8 @@ describe('console routes and the console API (real Redis; containment off)', () 
   const prefix = uniq('console-api');
   const app = createHttpServer({ log: testLog, metrics: new Metrics(), checks: [] });
   const ledger = new LedgerIndex({ kafka: new Kafka({ brokers: KAFKA_BROKERS }), redis, topic: `${prefix}.ledger`, prefix, log: testLog });
-  registerConsoleApi(app, { containment: () => undefined, incidents: new IncidentStore(redis, prefix), tokens, flows: new FlowHistory(redis, prefix), ledger });
+  const flows = new FlowHistory(redis, prefix);
+  registerConsoleApi(app, { containment: () => undefined, incidents: new IncidentStore(redis, prefix), tokens, flows, ledger, enforcers: ['labelstore', 'kubernetes'] });
   registerConsole(app);
   let base = '';
   type Answer = { statusCode: number; headers: Record<string, string>; body: string; json: () => any };
@@ -77,6 +79,22 @@ describe('console routes and the console API (real Redis; containment off)', () 
     expect((await get('/api/approvals/a1/impact?hours=abc', VIEWER)).statusCode).toBe(400);
     expect((await get('/api/approvals/a1/impact?hours=6', VIEWER)).statusCode).toBe(503);
     expect((await get('/api/incidents/inc-1/run', VIEWER)).statusCode).toBe(503);
+  });
+
+  it('previews the impact of quarantining any entity by hand (flows in and out, the ip: alias of a sensor that saw only the address); lists the enforcers', async () => {
+    const flow = (src: string, dst: string, port: number, action: 'allowed' | 'denied') =>
+      ({ id: uniq('f'), time: new Date().toISOString(), src: { ip: src }, dst: { ip: dst }, protocol: 'tcp', dstPort: port, action, observer: { type: 'test', name: 'test' } }) as unknown as CordonEvent;
+    await flows.record([flow('10.61.0.1', '10.61.0.2', 445, 'allowed'), flow('10.61.0.1', '10.61.0.2', 445, 'allowed'), flow('10.61.0.3', '10.61.0.1', 22, 'denied')]);
+    expect((await get('/api/entities/ip%3A10.61.0.1/impact')).statusCode).toBe(401);
+    const res = await get('/api/entities/ip%3A10.61.0.1/impact?hours=2', VIEWER);
+    expect(res.statusCode).toBe(200);
+    const answer = res.json();
+    expect(answer).toMatchObject({ entity: 'ip:10.61.0.1', hours: 2, targets: [{ key: 'ip:10.61.0.1', totals: { allowed: 2, denied: 1 } }] });
+    expect(answer.targets[0].flows).toEqual(expect.arrayContaining([expect.objectContaining({ direction: 'out', peer: 'ip:10.61.0.2', port: 445, verdict: 'allowed', count: 2 })]));
+    const bad = await get('/api/entities/pod%3Aweb-1/impact', VIEWER);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().detail).toBe('params.entity: a pod is pod:<namespace>/<name>');
+    expect((await get('/api/enforcers', VIEWER)).json()).toEqual(['labelstore', 'kubernetes']);
   });
 
   it('reads an incident\'s ledger records from the index, oldest first', async () => {
