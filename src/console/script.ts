@@ -2,17 +2,19 @@
  * The console's browser code: plain ES2017, no framework, no build step. It lives in a TS string so
  * ts-jest and the built dist/ serve the same bytes without a file lookup. Data is rendered with
  * textContent and createElement only (never innerHTML), and every call carries the bearer token
- * kept in sessionStorage. Keep it free of backticks and dollar-brace (it sits in a template literal).
+ * kept in sessionStorage. Server-sent events say when to fetch again; polling runs only while the
+ * stream is down. Keep it free of backticks and dollar-brace (it sits in a template literal).
  */
 export const CONSOLE_JS = String.raw`
 (function () {
   'use strict';
   var TOKEN = 'cordon.token';
   var POLL_MS = 5000;
+  var STREAM_RETRY_MS = 10000;
   var SEV_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
   var TTLS = [['15m', 900000], ['30m', 1800000], ['1h', 3600000], ['2h', 7200000], ['4h', 14400000], ['8h', 28800000], ['12h', 43200000], ['24h', 86400000]];
   var app = document.getElementById('app');
-  var S = { me: null, view: null, sig: '', filters: { severity: '', status: '', q: '' }, sort: { key: 'lastSeen', asc: false }, timer: 0, ticker: 0 };
+  var S = { me: null, view: null, sig: '', filters: { severity: '', status: '', q: '' }, sort: { key: 'lastSeen', asc: false }, timer: 0, ticker: 0, enforcers: [], previewed: '', stream: { es: null, retry: 0, live: false }, pending: 0 };
 
   // ---------------------------------------------------------------- DOM helpers
   function h(tag, attrs, kids) {
@@ -97,6 +99,7 @@ export const CONSOLE_JS = String.raw`
       h('a', { href: '#/quarantines', 'data-nav': 'quarantines' }, ['Quarantines', h('span', { class: 'count zero', id: 'n-quarantines', text: '0' })]),
     ]);
     var who = h('div', { class: 'who' }, [
+      h('span', { id: 'updates', class: 'updates polling', title: 'how the page learns of changes', text: 'polling' }),
       h('span', { id: 'whoami', text: S.me.name + ' (' + S.me.role + ')' }),
       h('button', { id: 'logout', onclick: function () { logout(''); }, text: 'Log out' }),
     ]);
@@ -113,6 +116,8 @@ export const CONSOLE_JS = String.raw`
 
   function loginView(message) {
     stopPolling();
+    dropStream();
+    S.stream.live = false;
     clear(app);
     var input = h('input', { id: 'login-token', type: 'password', autocomplete: 'off', placeholder: 'bearer token', 'aria-label': 'bearer token' });
     var err = h('div', { id: 'login-error' });
@@ -138,11 +143,13 @@ export const CONSOLE_JS = String.raw`
     loginView(message);
   }
   function start() {
-    api('/api/me').then(function (me) {
-      S.me = me;
+    Promise.all([api('/api/me'), api('/api/enforcers').catch(function () { return []; })]).then(function (r) {
+      S.me = r[0];
+      S.enforcers = Array.isArray(r[1]) ? r[1] : [];
       shell();
       route();
       startPolling();
+      connectStream();
     }).catch(function (e) { if (e.message !== 'unauthorized') loginView('Cannot reach the service: ' + e.message); });
   }
 
@@ -184,8 +191,8 @@ export const CONSOLE_JS = String.raw`
   /** A person typing a reason must not lose it to a refresh. */
   function editing() {
     var a = document.activeElement;
-    if (a && a.closest && a.closest('.decision, .lease-actions')) return true;
-    return Array.prototype.some.call(main.querySelectorAll('textarea'), function (t) { return t.value.trim() !== ''; });
+    if (a && a.closest && a.closest('.decision, .lease-actions, .manual')) return true;
+    return Array.prototype.some.call(main.querySelectorAll('textarea, .manual input'), function (t) { return t.value.trim() !== ''; });
   }
   function startPolling() {
     stopPolling();
@@ -193,6 +200,56 @@ export const CONSOLE_JS = String.raw`
     S.ticker = setInterval(tick, 1000);
   }
   function stopPolling() { clearInterval(S.timer); clearInterval(S.ticker); }
+
+  // ---------------------------------------------------------------- live updates
+  /**
+   * GET /api/events/stream says when incidents or containment change; the page then fetches its
+   * view again. EventSource cannot send the bearer token, so the page trades it for a one-use
+   * ticket (POST /api/events/ticket) each time it opens the stream. While the stream is down the
+   * page polls, and tries the stream again.
+   */
+  function connectStream() {
+    dropStream();
+    if (!S.me || typeof EventSource === 'undefined') return;
+    api('/api/events/ticket', {}).then(function (t) {
+      if (!S.me) return;
+      var es = new EventSource('/api/events/stream?ticket=' + encodeURIComponent(t.ticket));
+      S.stream.es = es;
+      es.addEventListener('ready', function () { setLive(true); refresh(); });
+      es.addEventListener('incident', changed);
+      es.addEventListener('containment', changed);
+      es.addEventListener('reauth', connectStream);
+      es.onerror = function () { if (S.stream.es === es) streamDown(); };
+    }).catch(function (e) { if (e.message !== 'unauthorized') streamDown(); });
+  }
+  function streamDown() {
+    dropStream();
+    setLive(false);
+    S.stream.retry = setTimeout(connectStream, STREAM_RETRY_MS);
+  }
+  function dropStream() {
+    clearTimeout(S.stream.retry);
+    if (S.stream.es) { S.stream.es.close(); S.stream.es = null; }
+  }
+  function setLive(on) {
+    var was = S.stream.live;
+    S.stream.live = on;
+    document.body.setAttribute('data-updates', on ? 'stream' : 'poll');
+    var el = document.getElementById('updates');
+    if (el) { el.textContent = on ? 'live' : 'polling every ' + POLL_MS / 1000 + ' s'; el.className = 'updates ' + (on ? 'live' : 'polling'); }
+    if (on === was && (on || S.timer)) return;
+    clearInterval(S.timer);
+    S.timer = on ? 0 : setInterval(function () { if (!document.hidden) refresh(); }, POLL_MS);
+  }
+  /** Changes come in bursts: one fetch for each burst, and none while a person is typing. */
+  function changed() {
+    if (S.pending) return;
+    S.pending = setTimeout(function again() {
+      if (editing()) { S.pending = setTimeout(again, 2000); return; }
+      S.pending = 0;
+      refresh();
+    }, 250);
+  }
   /** Live countdowns and ages. */
   function tick() {
     Array.prototype.forEach.call(document.querySelectorAll('[data-until]'), function (el) {
@@ -278,7 +335,7 @@ export const CONSOLE_JS = String.raw`
       }));
       clear(holder);
       holder.appendChild(rows.length ? h('table', { class: 'cards incidents' }, [h('thead', null, head), body]) : h('p', { class: 'muted', text: list.length ? 'No incident matches the filter.' : 'No incidents yet.' }));
-      holder.appendChild(h('p', { class: 'muted small', text: rows.length + ' of ' + list.length + ' incidents; refreshed every ' + POLL_MS / 1000 + ' s' }));
+      holder.appendChild(h('p', { class: 'muted small', text: rows.length + ' of ' + list.length + ' incidents; ' + (S.stream.live ? 'updated live' : 'refreshed every ' + POLL_MS / 1000 + ' s') }));
     }
     draw();
   }
@@ -522,6 +579,7 @@ export const CONSOLE_JS = String.raw`
   function paintQuarantines(list) {
     clear(main);
     main.appendChild(h('h1', { text: 'Quarantines' }));
+    if (can('responder')) main.appendChild(manualForm());
     var active = list.filter(live).sort(function (a, b) { return a.expiresAt - b.expiresAt; });
     var ended = list.filter(function (l) { return !live(l); });
     if (!active.length) main.appendChild(h('p', { class: 'muted', id: 'no-quarantines', text: 'No active quarantine.' }));
@@ -540,6 +598,61 @@ export const CONSOLE_JS = String.raw`
       ]));
     }
   }
+  /** An incident holding the lease links to it; a person's manual hold (manual.<name>.<when>) names the person. */
+  function holderChip(id) {
+    if (id.indexOf('manual.') === 0) return h('span', { class: 'chip manual-hold', title: id, text: 'by hand: ' + id.split('.').slice(1, -1).join('.') });
+    return h('a', { class: 'chip', href: '#/incident/' + encodeURIComponent(id), text: id });
+  }
+  /** A responder quarantines an entity by hand: impact preview first, then a TTL, a layer and a reason. */
+  function manualForm() {
+    var entity = h('input', { name: 'entity', type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'entity key: pod:prod/web-1, vm:db-2, ip:10.0.0.5', 'aria-label': 'entity to quarantine' });
+    var ttl = h('select', { name: 'ttl', 'aria-label': 'quarantine duration' }, TTLS.map(function (t) { return h('option', { value: t[0], text: 'for ' + t[0], selected: t[0] === '1h' }); }));
+    var layer = h('select', { name: 'enforcer', 'aria-label': 'enforcement layer' }, S.enforcers.map(function (n) { return h('option', { value: n, text: n }); }));
+    var reason = h('textarea', { name: 'reason', placeholder: 'Reason (required): what you saw, why it cannot wait for a playbook', 'aria-label': 'reason' });
+    var preview = h('div', { class: 'preview' });
+    var msg = h('div');
+    function key() { return entity.value.trim(); }
+    function fail(text) { clear(msg); msg.appendChild(h('div', { class: 'flash error', text: text })); }
+    function showImpact() {
+      clear(msg); clear(preview);
+      S.previewed = '';
+      if (!key()) { fail('Name the entity to quarantine.'); entity.focus(); return; }
+      var k = key();
+      preview.appendChild(h('p', { class: 'muted small', text: 'Loading the impact preview…' }));
+      api('/api/entities/' + encodeURIComponent(k) + '/impact?hours=6').then(function (impact) {
+        clear(preview);
+        preview.appendChild(impactSection(impact));
+        S.previewed = k;
+      }).catch(function (e) { clear(preview); fail(e.message); });
+    }
+    function submit() {
+      var why = reason.value.trim();
+      clear(msg);
+      if (!key()) { fail('Name the entity to quarantine.'); entity.focus(); return; }
+      if (S.previewed !== key()) { showImpact(); fail('Check the impact preview first, then quarantine.'); return; }
+      if (why.length < 3) { fail('Say why (at least 3 characters).'); reason.focus(); return; }
+      var body = { entity: key(), ttl: ttl.value, reason: why };
+      if (layer.value) body.enforcer = layer.value;
+      busy(form, true);
+      api('/api/quarantines', body).then(function (lease) {
+        entity.value = ''; reason.value = ''; S.previewed = '';
+        flash('Quarantined by hand: ' + lease.target + ' until ' + when(lease.expiresAt), 'info');
+        S.sig = '';
+        refresh();
+      }).catch(function (e) { busy(form, false); fail(e.message); });
+    }
+    entity.addEventListener('input', function () { if (S.previewed && S.previewed !== key()) { S.previewed = ''; clear(preview); } });
+    var form = h('section', { class: 'panel manual', id: 'manual' }, [
+      h('h2', { text: 'Quarantine by hand' }),
+      h('p', { class: 'muted small', text: 'The TTL is bounded like an extension; protected entities are refused. Who and why go into the ledger.' }),
+      entity,
+      h('div', { class: 'actions' }, [h('button', { 'data-action': 'preview', onclick: showImpact, text: 'Preview impact' })]),
+      preview, reason,
+      h('div', { class: 'actions' }, [ttl, S.enforcers.length > 1 ? layer : null, h('button', { class: 'danger', 'data-action': 'quarantine', onclick: submit, text: 'Quarantine' })]),
+      msg,
+    ]);
+    return form;
+  }
   function labelText(labels) { return Object.keys(labels || {}).map(function (k) { return k + '=' + labels[k]; }).join(', '); }
   function leaseCard(l) {
     var card = h('section', { class: 'panel card lease', 'data-target': l.target, 'data-state': l.state });
@@ -547,7 +660,7 @@ export const CONSOLE_JS = String.raw`
     card.appendChild(h('div', { class: 'grid' }, [
       h('div', null, [h('div', { class: 'k', text: 'Time left' }), h('div', { class: 'timeleft', 'data-until': l.expiresAt, text: dur(l.expiresAt - Date.now()) })]),
       kv('Expires', when(l.expiresAt)),
-      h('div', null, [h('div', { class: 'k', text: 'Holders' }), h('div', null, l.holders.map(function (id) { return h('a', { class: 'chip', href: '#/incident/' + encodeURIComponent(id), text: id }); }))]),
+      h('div', null, [h('div', { class: 'k', text: 'Holders' }), h('div', null, l.holders.map(holderChip))]),
       kv('Enforcer', l.enforcer), kv('Target', l.target), kv('Ledger seq', l.ledgerSeq),
     ]));
     card.appendChild(h('div', { class: 'small' }, [h('span', { class: 'muted', text: 'Labels: ' })].concat(Object.keys(l.labels).map(function (k) { return h('span', { class: 'chip', text: k + '=' + l.labels[k] }); }))));

@@ -12,6 +12,11 @@ header.top nav { display: flex; gap: 4px; flex-wrap: wrap; }
 header.top nav a { padding: 6px 10px; border-radius: 6px; color: var(--text); }
 header.top nav a.active { background: var(--line); }
 header.top .who { margin-left: auto; color: var(--muted); font-size: 13px; display: flex; gap: 8px; align-items: center; }
+.updates { font-size: 12px; padding: 1px 8px; border-radius: 10px; border: 1px solid var(--line); }
+.updates.live { color: #111; background: var(--ok); border-color: transparent; }
+.manual input[name="entity"] { width: 100%; margin-bottom: 8px; }
+.manual .preview { margin: 8px 0; }
+.chip.manual-hold { font-style: italic; }
 .count { display: inline-block; min-width: 20px; padding: 0 6px; margin-left: 4px; border-radius: 10px; background: var(--high); color: #111; font-size: 12px; font-weight: 700; text-align: center; }
 .count.zero { background: var(--line); color: var(--muted); }
 main { padding: 16px; max-width: 1200px; margin: 0 auto; }

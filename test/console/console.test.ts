@@ -261,6 +261,70 @@ describe('console in headless Chromium (real Service, Kafka, Redis)', () => {
     await shoot('incident-ledger', '#ledger tr[data-action="quarantine_released"]');
   });
 
+  it('is pushed changes over server-sent events: no polling while the stream is up, a change made elsewhere shows at once', async () => {
+    await page.goto(`${url}/console#/quarantines`);
+    await page.waitForSelector('body[data-updates="stream"]', { timeout: 15_000 });
+    expect(await page.textContent('#updates')).toBe('live');
+    const reads: string[] = [];
+    const onRequest = (r: { url(): string; method(): string }) => {
+      if (r.method() === 'GET' && new URL(r.url()).pathname === '/api/quarantines') reads.push(r.url());
+    };
+    page.on('request', onRequest);
+    await page.waitForTimeout(6_000);
+    expect(reads).toEqual([]);
+
+    // A quarantine started from the CLI or API (here: the API) shows up with no reload and no poll.
+    const target = 'ip:10.80.0.7';
+    const started = await forced(page, '/api/quarantines', TOKENS.responder, { entity: target, ttl: '30m', reason: 'started elsewhere' });
+    expect(started).toBe(201);
+    await page.waitForSelector(`section.lease[data-target="${target}"][data-state="applied"]`, { timeout: 4_000 });
+    expect(reads.length).toBeGreaterThan(0);
+    page.off('request', onRequest);
+    expect(await page.textContent(`section.lease[data-target="${target}"] .manual-hold`)).toBe('by hand: responder-1');
+  });
+
+  it('falls back to polling when the stream cannot be opened', async () => {
+    const ctx = await browser.newContext();
+    await ctx.addInitScript(loginScript(TOKENS.viewer));
+    await ctx.route('**/api/events/stream**', (route) => route.abort());
+    const p = await ctx.newPage();
+    p.on('pageerror', (e) => pageErrors.push(e.message));
+    await p.goto(`${url}/console#/quarantines`);
+    await p.waitForSelector('body[data-updates="poll"]', { timeout: 15_000 });
+    expect(await p.textContent('#updates')).toBe('polling every 5 s');
+    expect(await p.locator('#manual').count()).toBe(0);
+    const polled = await p.waitForRequest((r) => new URL(r.url()).pathname === '/api/quarantines', { timeout: 8_000 });
+    expect(polled.method()).toBe('GET');
+    await ctx.close();
+  });
+
+  it('a responder quarantines an entity by hand: the impact preview first, then a reason; the ledger names who and why', async () => {
+    const target = incident.path.nodes.find((n) => n !== ROOT)!;
+    await page.goto(`${url}/console#/quarantines`);
+    const form = page.locator('#manual');
+    await form.waitFor();
+    await form.locator('input[name="entity"]').fill(target);
+    await form.locator('button[data-action="quarantine"]').click();
+    await form.locator('.flash.error', { hasText: 'Check the impact preview first' }).waitFor();
+    await form.locator('.impact').waitFor({ timeout: 10_000 });
+    expect(await form.locator('.impact').textContent()).toMatch(/allowed connections will be cut/);
+    await form.locator('button[data-action="quarantine"]').click();
+    await form.locator('.flash.error', { hasText: 'Say why' }).waitFor();
+    expect(await service.containment!.quarantines.registry.get(target)).toBeUndefined();
+    await shoot('quarantine-by-hand', '#manual');
+
+    await form.locator('textarea[name="reason"]').fill('second host of the same campaign; contain it now');
+    await form.locator('select[name="ttl"]').selectOption('2h');
+    await form.locator('button[data-action="quarantine"]').click();
+    const card = page.locator(`section.lease[data-target="${target}"][data-state="applied"]`);
+    await card.waitFor({ timeout: 15_000 });
+    expect(await card.locator('.manual-hold').textContent()).toBe('by hand: approver-1');
+    expect(await page.textContent('#flash')).toContain(`Quarantined by hand: ${target}`);
+    const lease = (await service.containment!.quarantines.registry.get(target))!;
+    expect(lease).toMatchObject({ state: 'applied', enforcer: 'labelstore', holders: [expect.stringMatching(/^manual\.approver-1\./)] });
+    expect(lease.expiresAt - Date.now()).toBeGreaterThan(2 * 3_600_000 - 60_000);
+  });
+
   it('a viewer gets no close button; the responder closes the incident with a reason, and the ledger names who and why', async () => {
     const viewer = await browser.newContext();
     await viewer.addInitScript(loginScript(TOKENS.viewer));
