@@ -38,6 +38,8 @@ export interface EventStreamDeps {
 export const TICKET_TTL_MS = 30_000;
 const Ticket = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected a ticket from POST /api/events/ticket');
 const StreamQuery = z.object({ ticket: Ticket.optional() });
+/** The ticket route takes nothing: an empty object, or no body. */
+const NoBody = z.strictObject({}).nullish();
 const TicketAnswer = z.object({ ticket: z.string(), expiresAt: z.number() });
 
 declare module 'fastify' {
@@ -59,7 +61,7 @@ export function registerEventStream(app: HttpServer, deps: EventStreamDeps): Cha
   routes(app, (r) => {
     r.post(
       '/api/events/ticket',
-      { preValidation: requireRole('viewer', () => deps.tokens), schema: { tags: ['console'], security: [{ bearer: [] }], description: 'a one-use ticket that opens GET /api/events/stream within 30 s', response: { 200: TicketAnswer, ...PROBLEM_RESPONSES } } },
+      { preValidation: requireRole('viewer', () => deps.tokens), schema: { tags: ['console'], security: [{ bearer: [] }], description: 'a one-use ticket that opens GET /api/events/stream within 30 s', body: NoBody, response: { 200: TicketAnswer, ...PROBLEM_RESPONSES } } },
       async (req) => {
         const ticket = randomBytes(32).toString('base64url');
         await deps.redis.set(ticketKey(ticket), JSON.stringify(req.principal), 'PX', TICKET_TTL_MS);
@@ -140,5 +142,6 @@ function stream(req: FastifyRequest, reply: FastifyReply, feed: ChangeFeed, open
     res.end();
   };
   open.add(end);
-  req.raw.on('close', () => end());
+  // The response closes when the client goes away (or the stream ended): the stream lets go of the feed.
+  res.on('close', () => end());
 }

@@ -1,9 +1,13 @@
 import type { Config } from '../../src/config';
 import { sha256Hex } from '../../src/http/auth';
+import Redis from 'ioredis';
+import { registerEventStream } from '../../src/http/event-stream';
+import { createHttpServer } from '../../src/http/server';
+import { Metrics } from '../../src/metrics';
 import { Service } from '../../src/service';
 import { autoPlaybook, playbookDir } from '../contain/support';
 import { createTopics, deleteTopics, testKafka } from '../support/kafka';
-import { testConfig, testLog } from '../support/stack';
+import { eventually, REDIS_URL, testConfig, testLog, uniq } from '../support/stack';
 
 /**
  * GET /api/events/stream against a real service (Kafka, Redis, the label-store enforcer): a plain
@@ -142,6 +146,10 @@ describe('server-sent events (real Kafka, Redis)', () => {
     expect(await open(`?ticket=${'A'.repeat(43)}`)).toMatchObject({ status: 401 });
     expect(await open('?ticket=short')).toMatchObject({ status: 401 });
     expect(await ticket(undefined)).toMatchObject({ status: 401 });
+    const bare = await fetch(`${base}/api/events/ticket`, { method: 'POST', headers: { authorization: `Bearer ${TOKENS.viewer}` } });
+    expect(bare.status).toBe(200);
+    const extra = await fetch(`${base}/api/events/ticket`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.viewer}` }, body: '{"role":"approver"}' });
+    expect(extra.status).toBe(400);
   });
 
   it('every stream ends when the service stops, so it stops promptly', async () => {
@@ -151,5 +159,40 @@ describe('server-sent events (real Kafka, Redis)', () => {
     const started = Date.now();
     await service.http.close();
     expect(Date.now() - started).toBeLessThan(3_000);
+  });
+});
+
+describe('stream bounds (real Redis)', () => {
+  const redis = new Redis(REDIS_URL);
+  const app = createHttpServer({ log: testLog, metrics: new Metrics({ defaultMetrics: false }), checks: [] });
+  const token = 'bounds-viewer-token-0123456789';
+  const feed = registerEventStream(app, { redis, prefix: uniq('sse'), tokens: [{ name: 'v', role: 'viewer', sha256: sha256Hex(token) }], log: testLog, maxStreamMs: 800, maxStreams: 1 });
+  afterAll(async () => {
+    await app.close();
+    redis.disconnect();
+  });
+
+  it('serves at most maxStreams at once (503 past it); a stream asks the client to come back (reauth) after maxStreamMs, and ends', async () => {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+    const headers = { authorization: `Bearer ${token}` };
+    const first = await fetch(`${base}/api/events/stream`, { headers });
+    expect(first.status).toBe(200);
+    const second = await fetch(`${base}/api/events/stream`, { headers });
+    expect(second.status).toBe(503);
+    expect(((await second.json()) as { detail: string }).detail).toBe('this replica serves 1 streams already; poll the API instead');
+    const started = Date.now();
+    const text = await first.text();
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(text).toMatch(/^retry: 5000\n\nevent: ready\ndata: \{"name":"v","role":"viewer"\}\n\n/);
+    expect(text).toMatch(/event: reauth\ndata: .*\n\n$/);
+
+    // A client that goes away frees its place: the feed has no listener left.
+    const abort = new AbortController();
+    const gone = await fetch(`${base}/api/events/stream`, { headers, signal: abort.signal });
+    expect(gone.status).toBe(200);
+    expect(feed.size).toBe(1);
+    abort.abort();
+    await eventually(async () => (feed.size === 0 ? true : undefined), 3_000, 'the stream let go');
   });
 });
