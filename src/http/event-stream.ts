@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type Redis from 'ioredis';
 import { z } from 'zod';
 import type { Logger } from '../logger';
-import { authenticate, requireRole, sha256Hex, type Principal, type TokenConfig } from './auth';
+import { authenticate, requireRole, ROLES, sha256Hex, type Principal, type TokenConfig } from './auth';
 import { ChangeFeed, type Change } from './change-feed';
 import { PROBLEM_RESPONSES, problem } from './problem';
 import { routes, type HttpServer } from './server';
@@ -40,6 +40,8 @@ const Ticket = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected a ticket from P
 const StreamQuery = z.object({ ticket: Ticket.optional() });
 /** The ticket route takes nothing: an empty object, or no body. */
 const NoBody = z.strictObject({}).nullish();
+/** What a ticket holds in Redis (shared, so read as input). */
+const TicketHolder = z.object({ name: z.string().max(128), role: z.enum(ROLES), groups: z.array(z.string().max(128)).max(64) });
 const TicketAnswer = z.object({ ticket: z.string(), expiresAt: z.number() });
 
 declare module 'fastify' {
@@ -105,9 +107,14 @@ async function streamAuth(req: FastifyRequest, reply: FastifyReply, deps: EventS
   if (!ticket.success) return void (await refuse('a bearer token or a ticket (POST /api/events/ticket) is required'));
   const held = await deps.redis.getdel(key(ticket.data));
   if (held === null) return void (await refuse('the ticket is unknown, used or expired: ask POST /api/events/ticket for another'));
-  const principal = JSON.parse(held) as Principal;
+  let principal: Principal | undefined;
+  try {
+    principal = TicketHolder.parse(JSON.parse(held));
+  } catch {
+    principal = undefined;
+  }
   // The token behind the ticket must still be configured.
-  if (!deps.tokens.some((t) => t.name === principal.name)) return void (await refuse('the token behind this ticket is no longer configured'));
+  if (!principal || !deps.tokens.some((t) => t.name === principal.name)) return void (await refuse('the token behind this ticket is no longer configured'));
   req.streamAuth = principal;
 }
 
