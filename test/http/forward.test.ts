@@ -1,6 +1,6 @@
 import { registerApi } from '../../src/http/api';
 import { sha256Hex } from '../../src/http/auth';
-import { FORWARDED, registerForwarding } from '../../src/http/forward';
+import { FORWARDED, needsContainment, registerForwarding } from '../../src/http/forward';
 import { createHttpServer, type HttpServer } from '../../src/http/server';
 import type { IncidentStore } from '../../src/incidents/store';
 import { Metrics } from '../../src/metrics';
@@ -85,5 +85,15 @@ describe('a standby forwards what needs containment to the leader', () => {
     const r = await fetch(`${base}/api/incidents`, { headers: { authorization: `Bearer ${TOKEN}` } });
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual([]);
+  });
+});
+
+describe('what a standby forwards', () => {
+  it('a manual quarantine goes to the leader; the event stream and its ticket are served by each replica', () => {
+    expect(needsContainment('POST', '/api/quarantines')).toBe(true);
+    expect(needsContainment('POST', '/api/quarantines/ip%3A10.0.0.1/release')).toBe(true);
+    expect(needsContainment('GET', '/api/events/stream?ticket=abc')).toBe(false);
+    expect(needsContainment('POST', '/api/events/ticket')).toBe(false);
+    expect(needsContainment('GET', '/api/entities/ip%3A10.0.0.1/impact')).toBe(false);
   });
 });
