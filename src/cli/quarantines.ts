@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { parseEntity } from '../contain/manual';
 import { duration } from '../playbook/duration';
 import { ApiError, ApiOptions, apiInput, callApi, expectBody, print, Reason, withApiOptions } from './api-client';
 import { parseOptions } from './options';
@@ -10,8 +11,13 @@ import { paletteFor, type Terminal } from './terminal';
 const Entity = z.string().min(1).max(317);
 const ExtendOptions = ApiOptions.extend({ entity: Entity, ttl: duration('how long from now: --ttl, e.g. 2h'), reason: Reason });
 const ReleaseOptions = ApiOptions.extend({ entity: Entity, reason: Reason });
+/** An entity a person may quarantine: its key names a target (pod:ns/name, ip:<address>, ...), as the API checks it. */
+const Quarantinable = Entity.superRefine((key, ctx) => {
+  const target = parseEntity(key);
+  if (typeof target === 'string') ctx.addIssue({ code: 'custom', message: target });
+});
 const QuarantineOptions = ApiOptions.extend({
-  entity: Entity,
+  entity: Quarantinable,
   ttl: duration('how long: --ttl, e.g. 2h'),
   reason: Reason,
   enforcer: z.string().min(1).max(64).regex(/^[a-z][a-z0-9-]*$/, 'expected an enforcer name such as kubernetes').optional(),

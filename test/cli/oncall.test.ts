@@ -154,6 +154,9 @@ describe('cordon approve|deny|extend|release against a running service (real Kaf
     expect(badTtl.code).toBe(2);
     expect(badTtl.err).toMatch(/^cordon quarantine: invalid arguments:\n {2}--ttl = "forever": /);
 
+    const badEntity = await cordonIn(['quarantine', 'pod:web-1', '--ttl', '1h', '--reason', 'looks odd'], { env: as('responder') });
+    expect(badEntity).toEqual({ code: 2, out: '', err: 'cordon quarantine: invalid arguments:\n  --entity = "pod:web-1": a pod is pod:<namespace>/<name>\n' });
+
     const tooLong = await cordonIn(['quarantine', 'ip:10.60.0.2', '--ttl', '2d', '--reason', 'looks odd'], { env: as('responder') });
     expect(tooLong).toEqual({ code: 1, out: '', err: 'cordon quarantine: POST /api/quarantines answered 400: Bad Request: body.ttl: 2d is longer than the longest extension, 1d (contain.maxExtensionMs)\n' });
 
