@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import type { Admin, Kafka, Message } from 'kafkajs';
@@ -15,13 +15,12 @@ import { readLedger, type LedgerMessage } from '../src/ledger/reader';
 import { QuarantineRegistry } from '../src/ledger/registry';
 import type { LedgerRecord } from '../src/ledger/records';
 import { createLogger } from '../src/logger';
-import { formatIssue, loadPlaybooks } from '../src/playbook/load';
-import { presetConfig } from '../src/simulate/presets';
-import { Scenario } from '../src/simulate/scenario';
 import { buildAttack, type Attack } from './attack';
 import { isolatedKafka } from './run-config';
 import { freePort, OUTPUT_DIR, REPO_ROOT, startCordon, writeConfig, type CordonProcess } from './support/cordon-process';
 import { PrivateRedis } from './support/private-redis';
+import { background, inputLag, leases, orphanEnds, readyz, sendRetrying, summarize, writePlaybook, type Check, type Expect, type LeaseView, type Result } from './support/fault-trial';
+import { REPLICA_ROWS, ReplicaTrial, type ReplicaRow } from './faults-replicas';
 import { KubernetesContractServer } from '../test/contract/kubernetes-server';
 import { redisAddress, TcpProxy } from '../test/support/tcp-proxy';
 
@@ -66,9 +65,13 @@ import { redisAddress, TcpProxy } from '../test/support/tcp-proxy';
  * ADDR of the sockets the Cordon process holds) several times over a few seconds. The rows that
  * restart shared infrastructure (kafka, elasticsearch) run only when named, since other work uses
  * the same broker and cluster: FAULTS=kafka,elasticsearch.
+ *
+ * The replica rows (bench/faults-replicas.ts) run three replicas each, with FAULTS_QUARANTINES (50)
+ * attacks, and print their takeover times; they run only when named (a few minutes each):
+ * FAULTS=leader-sigkill,leader-sigstop,replica-redis-cut.
  */
-const ROWS = ['sigkill', 'flaky-enforcer', 'redis', 'redis-clients', 'deleted-pod', 'changed-label', 'redis-down', 'ledger-tail-cut', 'kafka', 'elasticsearch'] as const;
-type Row = (typeof ROWS)[number];
+const ROWS = ['sigkill', 'flaky-enforcer', 'redis', 'redis-clients', 'deleted-pod', 'changed-label', 'redis-down', 'ledger-tail-cut', 'kafka', 'elasticsearch', ...REPLICA_ROWS] as const;
+type Row = Exclude<(typeof ROWS)[number], ReplicaRow>;
 const DEFAULT_ROWS = 'sigkill,flaky-enforcer,redis,redis-clients,deleted-pod,changed-label,redis-down,ledger-tail-cut';
 /** Rows whose quarantines go through the Kubernetes enforcer (the contract server), not the label store. */
 const KUBE_ROWS: readonly Row[] = ['deleted-pod', 'changed-label'];
@@ -89,6 +92,9 @@ const Env = z.object({
   FAULTS_BACKGROUND: z.coerce.number().int().min(0).default(20_000),
   FAULTS_DRIFT_POLICY: z.enum(['reapply', 'release']).default('reapply'),
   FAULTS_REDIS_DOWN_S: z.coerce.number().int().min(1).max(600).default(60),
+  FAULTS_QUARANTINES: z.coerce.number().int().min(1).max(500).default(50),
+  FAULTS_LOCK_TTL_MS: z.coerce.number().int().min(1_000).max(60_000).default(3_000),
+  FAULTS_REDIS_CUT_S: z.coerce.number().int().min(1).max(600).default(10),
   CORDON_KAFKA_BROKERS: z.string().default('127.0.0.1:9092'),
   CORDON_REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   CORDON_ES_URL: z.string().default('http://127.0.0.1:9200'),
@@ -99,29 +105,6 @@ const ON_TIME_MS = 2_000;
 /** Attacks every 1.5 s; for SIGKILL every 12 s, so that each of the three kills (a restart takes ~30 s: the ledger lock and the group session lapse) lands while attacks still arrive. */
 const attackEveryMs = (row: Row) => (row === 'sigkill' ? 12_000 : 1_500);
 
-interface Result {
-  fault: string;
-  produced: number;
-  incidents: number;
-  applied: number;
-  released: number;
-  lost: number;
-  duplicated: number;
-  /** The slowest release (the target restored) after it was due (ms, 0 when early), or NaN without releases. */
-  slowestMs: number;
-  /** The longest the ledger's record of a release came after the release itself (ms), or NaN. */
-  recordLagMs: number;
-  ledger: string;
-  /** Every invariant checked, held or not, with its figures. */
-  checks: Check[];
-  note: string;
-}
-
-interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
 
 async function main(): Promise<void> {
   const env = Env.parse(process.env);
@@ -129,10 +112,25 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   for (const row of env.FAULTS) {
     process.stdout.write(`running fault: ${row}...\n`);
-    results.push(await new Trial(row, env, pool).run());
+    results.push(await (isReplicaRow(row) ? new ReplicaTrial(row, replicaOptions(env), pool) : new Trial(row, env, pool)).run());
   }
   printTable(results);
   process.exitCode = results.every((r) => r.checks.every((c) => c.ok)) ? 0 : 1;
+}
+
+function isReplicaRow(row: string): row is ReplicaRow {
+  return (REPLICA_ROWS as readonly string[]).includes(row);
+}
+
+function replicaOptions(env: Env) {
+  return {
+    ttlS: env.FAULTS_TTL_S,
+    quarantines: env.FAULTS_QUARANTINES,
+    lockTtlMs: env.FAULTS_LOCK_TTL_MS,
+    redisCutS: env.FAULTS_REDIS_CUT_S,
+    brokers: env.CORDON_KAFKA_BROKERS.split(','),
+    redisUrl: env.CORDON_REDIS_URL,
+  };
 }
 
 /** One row: a Cordon child, the workload, the fault, then the invariants. */
@@ -607,17 +605,8 @@ class Trial {
   }
 
   /** Input records the correlator has not committed: once settled and stopped, records never taken in. */
-  private async lag(): Promise<number> {
-    let lag = 0;
-    for (const input of this.config.kafka.inputs) {
-      const ends = await this.admin.fetchTopicOffsets(input.topic);
-      const [committed] = await this.admin.fetchOffsets({ groupId: this.config.kafka.groups.correlate, topics: [input.topic] });
-      for (const p of ends) {
-        const c = committed?.partitions.find((x) => x.partition === p.partition)?.offset ?? '-1';
-        lag += Number(p.high) - Math.max(Number(c), Number(p.low));
-      }
-    }
-    return lag;
+  private lag(): Promise<number> {
+    return inputLag(this.admin, this.config);
   }
 
   /** How many of the incidents reached Elasticsearch once it was back (waits up to 90 s for the SIEM writer's retries). */
@@ -636,60 +625,6 @@ class Trial {
   }
 }
 
-interface LeaseView {
-  target: string;
-  expiresAt: number;
-  appliedCount: number;
-  /** When the ledger recorded its end. */
-  endedAt?: number;
-  /** When the label store restored the target. */
-  restoredAt?: number;
-  /** How the ledger's end record says it ended (restored, gone, drifted), if it says. */
-  outcome?: string;
-  /** Records a lease has once that came again while it was open (a second `pending`). */
-  extraRecords: number;
-}
-
-type Expect = (name: string, ok: boolean, detail: string) => void;
-
-const END_STATES = ['expired', 'released', 'failed'];
-
-/** Each lease (a target's quarantine from pending to its end) as the ledger tells it. */
-function leases(records: LedgerRecord[]): LeaseView[] {
-  const open = new Map<string, LeaseView>();
-  const done: LeaseView[] = [];
-  for (const r of records) {
-    if (!r.action.startsWith('quarantine_')) continue;
-    const after = r.after as { state?: string; expiresAt?: number; outcome?: string } | null;
-    const before = r.before as { state?: string } | null;
-    let lease = open.get(r.target);
-    if (lease && after?.state === 'pending') lease.extraRecords++;
-    if (!lease && after?.state === 'pending') open.set(r.target, (lease = { target: r.target, expiresAt: after.expiresAt!, appliedCount: 0, extraRecords: 0 }));
-    if (!lease) continue;
-    if (after?.expiresAt) lease.expiresAt = after.expiresAt;
-    if (after?.state === 'applied' && before?.state !== 'applied') lease.appliedCount++;
-    if (after?.state && END_STATES.includes(after.state)) {
-      lease.endedAt = r.at;
-      if (after.outcome) lease.outcome = after.outcome;
-      open.delete(r.target);
-      done.push(lease);
-    }
-  }
-  return [...done, ...open.values()];
-}
-
-/** End records (expired, released, failed) of a target with no lease open: a release recorded twice. */
-function orphanEnds(records: LedgerRecord[]): number {
-  const open = new Set<string>();
-  let orphans = 0;
-  for (const r of records) {
-    if (!r.action.startsWith('quarantine_')) continue;
-    const state = (r.after as { state?: string } | null)?.state;
-    if (state === 'pending') open.add(r.target);
-    else if (state && END_STATES.includes(state) && !open.delete(r.target)) orphans++;
-  }
-  return orphans;
-}
 
 /** The namespace and name of a `pod:<namespace>/<name>` entity key (the attacks' roots). */
 function podOf(entity: string): { namespace: string; name: string } {
@@ -698,21 +633,6 @@ function podOf(entity: string): { namespace: string; name: string } {
   return { namespace: m[1]!, name: m[2]! };
 }
 
-/** The status /readyz answers now, or 'no answer' within 3 s. */
-async function readyz(url: string): Promise<number | 'no answer'> {
-  try {
-    return (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(3_000) })).status;
-  } catch {
-    return 'no answer';
-  }
-}
-
-/** e.g. `503 ×58, no answer ×2`. */
-function summarize(statuses: Array<number | string>): string {
-  const counts = new Map<string, number>();
-  for (const s of statuses) counts.set(String(s), (counts.get(String(s)) ?? 0) + 1);
-  return [...counts].map(([s, n]) => `${s} ×${n}`).join(', ') || 'none';
-}
 
 function describeEnds(all: LeaseView[]): string {
   return summarize(all.map((l) => (l.endedAt ? `outcome ${l.outcome ?? '(none)'}` : 'not ended')));
@@ -732,19 +652,6 @@ function redisSockets(pid: number): string[] {
     .filter(Boolean);
 }
 
-/** The workload's producer rides out a broker restart: a failed send is tried again for up to 3 minutes. */
-async function sendRetrying(send: () => Promise<unknown>): Promise<void> {
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    try {
-      await send();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(1_000);
-    }
-  }
-}
 
 function stack(command: 'restart' | 'down' | 'up', component: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -754,49 +661,9 @@ function stack(command: 'restart' | 'down' | 'up', component: string): Promise<v
   });
 }
 
-function background(size: number): Message[] {
-  if (size === 0) return [];
-  const scenario = new Scenario(presetConfig('enterprise', { seed: 2, maxRecords: size }));
-  const pool: Message[] = [];
-  for (const r of scenario.records()) {
-    // Anomalies go to the anomalies topic in production; here every record goes to the flows topic
-    // (format auto detects them), which keeps the lag check to one place.
-    // Sent now (no timestamp): the generator's 2024 event times would fall to the broker's retention.
-    pool.push({ key: r.key, value: r.text });
-    if (pool.length >= size) break;
-  }
-  return pool;
-}
-
-function writePlaybook(id: string, ttlS: number, enforcer: 'labelstore' | 'kubernetes'): string {
-  mkdirSync(OUTPUT_DIR, { recursive: true });
-  const file = join(OUTPUT_DIR, `${id}.playbook.yaml`);
-  writeFileSync(
-    file,
-    [
-      'apiVersion: cordon.io/v1',
-      'kind: Playbook',
-      'name: faults-quarantine',
-      `description: the fault table quarantines the root of every incident (${enforcer})`,
-      'priority: 900',
-      'mode: auto',
-      'match: { severity: low }',
-      'steps:',
-      `  - { id: quarantine-root, type: quarantine, target: root, enforcer: ${enforcer}, ttl: ${ttlS}s }`,
-      'safety:',
-      '  protected_approval: { approvers: [soc-oncall], deadline: 15m }',
-      '  max_concurrent_quarantines: 100000',
-      '  circuit_breaker: { max_new_quarantines: 100000, per: 10m }',
-      '',
-    ].join('\n'),
-  );
-  const loaded = loadPlaybooks([file]);
-  if (loaded.issues.length > 0) throw new Error(`faults playbook refused:\n${loaded.issues.map(formatIssue).join('\n')}`);
-  return file;
-}
 
 function printTable(results: Result[]): void {
-  const head = ['fault', 'events produced', 'incidents', 'quarantines applied', 'released', 'lost', 'duplicated', 'slowest release', 'ledger record after release', 'ledger', 'invariants'];
+  const head = ['fault', 'events produced', 'incidents', 'quarantines applied', 'released', 'lost', 'duplicated', 'slowest release', 'ledger record after release', 'takeover p50 / p99 / max', 'ledger', 'invariants'];
   const rows = results.map((r) => [
     r.fault,
     String(r.produced),
@@ -807,6 +674,7 @@ function printTable(results: Result[]): void {
     String(r.duplicated),
     Number.isFinite(r.slowestMs) ? `${r.slowestMs} ms after due${KUBE_ROWS.includes(r.fault as Row) ? ' (ledger clock)' : ''}` : '-',
     Number.isFinite(r.recordLagMs) ? `≤ ${r.recordLagMs} ms` : '-',
+    r.takeoversMs?.length ? describeTakeovers(r.takeoversMs) : '-',
     r.ledger,
     r.checks.every((c) => c.ok) ? `all ${r.checks.length} hold` : `VIOLATED: ${r.checks.filter((c) => !c.ok).map((c) => c.name).join('; ')}`,
   ]);
@@ -817,6 +685,14 @@ function printTable(results: Result[]): void {
     process.stdout.write(`  ${r.fault}: ${r.note}\n`);
     for (const c of r.checks) process.stdout.write(`    ${c.ok ? 'holds   ' : 'VIOLATED'}  ${c.name}: ${c.detail}\n`);
   }
+}
+
+/** e.g. `3.3 / 3.5 / 3.5 s (5)`: the nearest-rank percentiles of the takeover times, and how many. */
+function describeTakeovers(ms: number[]): string {
+  const sorted = [...ms].sort((a, b) => a - b);
+  const rank = (p: number) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  const s = (x: number) => (x / 1000).toFixed(1);
+  return `${s(rank(50))} / ${s(rank(99))} / ${s(sorted[sorted.length - 1]!)} s (${sorted.length})`;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

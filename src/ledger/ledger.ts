@@ -7,7 +7,7 @@ import { LedgerBrokenError } from './audit';
 import { canonicalJson } from './canonical';
 import { GENESIS, hashRecord, nextRecord, readRecord, type ChainHead } from './chain';
 import { LedgerLockLostError, WriterLock } from './lock';
-import { ledgerOffsets, readLastMessage } from './reader';
+import { ledgerOffsets, readLastMessage, WRITER_HEADER } from './reader';
 import { catchUp, rebuild, type DropGuard, type RebuildResult, type ReplayTarget } from './rebuild';
 import type { LedgerEntry, LedgerRecord } from './records';
 import { FencedError, ledgerKeys, QuarantineRegistry } from './registry';
@@ -185,8 +185,13 @@ export class Ledger {
    * LedgerLockLostError when it is not.
    */
   async fence(): Promise<Fence> {
-    this.usable();
-    await this.lock.check();
+    try {
+      this.usable();
+      await this.lock.check();
+    } catch (err) {
+      this.refused('enforcer call', err);
+      throw err;
+    }
     return { token: this.lock.token, epoch: this.lock.epoch, lockKey: ledgerKeys(this.options.prefix).lock };
   }
 
@@ -249,6 +254,13 @@ export class Ledger {
     if (this.failed) throw this.failed;
   }
 
+  /** A write refused because this writer lost its lock (paused or cut off past the TTL): logged, so late writes show. */
+  private refused(write: 'append' | 'enforcer call', err: unknown, batch: Waiting[] = []): void {
+    if (!(err instanceof LedgerLockLostError)) return;
+    const entries = batch.map(({ entry }) => `${entry.action} ${entry.target}`);
+    this.log.warn({ write, token: this.lock.token, ...(entries.length ? { entries } : {}) }, `late write refused (${write}): this writer no longer holds the ledger lock`);
+  }
+
   private fail(err: Error): void {
     if (!this.failed) {
       this.failed = err;
@@ -257,11 +269,12 @@ export class Ledger {
   }
 
   private async appendBatch(batch: Waiting[]): Promise<void> {
-    this.usable();
     try {
+      this.usable();
       await this.lock.check();
     } catch (err) {
       if (err instanceof LedgerLockLostError) this.fail(err);
+      this.refused('append', err, batch);
       throw err;
     }
     if (this.needsResync) await this.resync();
@@ -289,7 +302,7 @@ export class Ledger {
       const [meta] = await this.producer.send({
         topic: this.options.topic,
         acks: -1,
-        messages: ready.map(({ record, value }) => ({ partition: 0, key: record.target, value, headers: { 'cordon-ledger-writer': this.lock.token } })),
+        messages: ready.map(({ record, value }) => ({ partition: 0, key: record.target, value, headers: { [WRITER_HEADER]: this.lock.token } })),
       });
       const at = meta?.baseOffset ?? meta?.offset;
       if (at === undefined || !/^\d+$/.test(at)) throw new Error('the broker returned no offset for the record');

@@ -8,6 +8,9 @@ import { retry } from '../retry';
  * with seek, reading up to the end offset the topic had when the read began.
  */
 
+/** The header every append carries: the writer lock's token (`<owner>#<epoch>`). */
+export const WRITER_HEADER = 'cordon-ledger-writer';
+
 export class LedgerTopicError extends Error {
   override name = 'LedgerTopicError';
 }
@@ -18,6 +21,8 @@ export interface LedgerMessage {
   key: string | null;
   value: Buffer | null;
   timestamp: string;
+  /** The token of the writer that appended it (its `cordon-ledger-writer` header), when it has one. */
+  writer?: string;
 }
 
 export interface LedgerOffsets {
@@ -96,7 +101,8 @@ export async function* readLedger(kafka: Kafka, topic: string, options: ReadOpti
         for (const m of batch.messages) {
           const offset = BigInt(m.offset);
           if (offset < delivered || offset >= high) continue;
-          messages.push({ offset: m.offset, key: m.key ? m.key.toString() : null, value: m.value, timestamp: m.timestamp });
+          const writer = m.headers?.[WRITER_HEADER]?.toString();
+          messages.push({ offset: m.offset, key: m.key ? m.key.toString() : null, value: m.value, timestamp: m.timestamp, ...(writer ? { writer } : {}) });
           delivered = offset + 1n;
         }
         if (messages.length > 0) await handoff.put(messages, heartbeat);
