@@ -142,6 +142,8 @@ export const ConfigSchema = z.object({
       maxFutureSkewMs: Duration.default(5 * 60_000),
       /** Events older than this (relative to the Kafka message timestamp) are rejected; 0 disables. */
       maxEventAgeMs: Duration.default(30 * 24 * 3600_000),
+      /** Worker threads for the rekey stage's intake; 0 keeps it on the main thread (src/ingest/intake-pool.ts intakeThreads). */
+      threads: z.union([z.literal('auto'), z.number().int().min(0).max(16)]).default('auto'),
     })
     .prefault({}),
   correlate: z
@@ -239,6 +241,7 @@ export const ENV: Readonly<Record<string, { path: string[]; type: EnvType }>> = 
   CORDON_ADVERTISE_URL: { path: ['contain', 'advertiseUrl'], type: 'string' },
   CORDON_MAX_RECORD_BYTES: { path: ['ingest', 'maxRecordBytes'], type: 'number' },
   CORDON_MAX_EVENT_AGE_MS: { path: ['ingest', 'maxEventAgeMs'], type: 'number' },
+  CORDON_INGEST_THREADS: { path: ['ingest', 'threads'], type: 'number' },
   CORDON_LEDGER_CHECKPOINT_KEY: { path: ['ledger', 'checkpoint', 'privateKey'], type: 'string' },
   ...SIEM_ENV,
 };

@@ -57,6 +57,12 @@ export interface Verdicts {
  * normalized and checked, in order, with the stream's state (a VPC or Zeek header applies to the
  * lines after it). Pure enough to run in a worker thread (src/ingest/intake-pool.ts).
  */
+/** What IntakeStreams is built from, as a worker thread receives it. */
+export interface AdmitLimitsAndInputs {
+  limits: AdmitLimits;
+  inputs: ReadonlyArray<{ topic: string; vpcFields?: readonly string[] | undefined }>;
+}
+
 export class IntakeStreams {
   private readonly streams = new Map<string, StreamContext>();
   /** Per topic, the VPC flow log field order its input declares (seeded into every new stream context). */

@@ -1,12 +1,13 @@
 import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from '../kafka';
 import type { Config, InputTopic } from '../config';
 import { ConsumerSupervisor } from '../consumer-supervisor';
-import { subjectKey } from '../events';
+import type { Format } from '../normalize/normalizer';
 import { FETCH, partitionCount, sendInChunks } from '../kafka';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import { partitionFor } from '../partition';
+import { eventRecord } from './event-record';
 import { Intake, ORIGIN_HEADER, type Admitted } from './intake';
+import { IntakePool, intakeThreads, type Rekeyed } from './intake-pool';
 
 export interface RekeyDeps {
   kafka: Kafka;
@@ -26,6 +27,8 @@ export class Rekey {
   private readonly consumer: Consumer;
   private readonly producer: Producer;
   private readonly intake: Intake;
+  /** Intake on worker threads when there are cores to spare (`ingest.threads`), else undefined. */
+  private pool: IntakePool | undefined;
   private readonly inputs: Map<string, InputTopic>;
   private eventPartitions = 1;
   private running = false;
@@ -48,9 +51,13 @@ export class Rekey {
   async start(): Promise<void> {
     if (!this.needed) return;
     this.eventPartitions = await partitionCount(this.deps.kafka, this.deps.config.kafka.topics.events);
+    this.pool = this.startPool();
     await this.producer.connect();
     await this.consumer.connect();
-    this.consumer.on(this.consumer.events.REBALANCING, () => this.intake.reset());
+    this.consumer.on(this.consumer.events.REBALANCING, () => {
+      this.intake.reset();
+      this.pool?.reset();
+    });
     await this.consumer.subscribe({ topics: [...this.inputs.keys()], fromBeginning: true });
     await this.run();
     this.running = true;
@@ -67,6 +74,12 @@ export class Rekey {
     this.supervisor.stop();
     await this.consumer.disconnect();
     await this.producer.disconnect();
+    await this.pool?.close();
+  }
+
+  /** How many worker threads its intake runs on (0: the main thread). */
+  get intakeThreads(): number {
+    return this.pool?.size ?? 0;
   }
 
   isRunning(): boolean {
@@ -81,25 +94,32 @@ export class Rekey {
   private async onBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
     const started = process.hrtime.bigint();
     const format = this.inputs.get(batch.topic)?.format ?? 'auto';
-    const { admitted, dead } = this.intake.admitBatch(batch, format, 'record');
+    const { events, dead } = await this.admit(batch, format);
     const { topics } = this.deps.config.kafka;
     const topicMessages = [];
-    if (admitted.length > 0) topicMessages.push({ topic: topics.events, messages: admitted.map((a) => this.toEventMessage(a)) });
+    if (events.length > 0) topicMessages.push({ topic: topics.events, messages: events });
     if (dead.length > 0) topicMessages.push({ topic: topics.dlq, messages: dead });
     await heartbeat();
     if (topicMessages.length > 0) await sendInChunks(this.producer, topicMessages);
     this.deps.metrics.batchSeconds.observe({ stage: 'rekey' }, Number(process.hrtime.bigint() - started) / 1e9);
   }
 
+  private startPool(): IntakePool | undefined {
+    const { config, metrics, log, clock = Date.now } = this.deps;
+    const threads = intakeThreads(config.ingest.threads);
+    if (threads === 0) return undefined;
+    log.info({ threads }, 'intake runs on worker threads');
+    return new IntakePool({ limits: config.ingest, inputs: config.kafka.inputs }, threads, { metrics, log, clock });
+  }
+
+  private async admit(batch: EachBatchPayload['batch'], format: Format | 'auto'): Promise<Rekeyed> {
+    if (this.pool) return this.pool.rekey(batch, format, this.eventPartitions);
+    const { admitted, dead } = this.intake.admitBatch(batch, format, 'record');
+    return { events: admitted.map((a) => this.toEventMessage(a)), dead };
+  }
+
   /** Keyed and partitioned by the subject entity; stamped with the input record's time. */
-  private toEventMessage({ event, origin, recordTime }: Admitted): Message {
-    const key = subjectKey(event);
-    return {
-      key,
-      partition: partitionFor(key, this.eventPartitions),
-      value: JSON.stringify(event),
-      timestamp: recordTime,
-      headers: { [ORIGIN_HEADER]: origin },
-    };
+  private toEventMessage(admitted: Admitted): Message {
+    return { ...eventRecord(admitted, this.eventPartitions), timestamp: admitted.recordTime, headers: { [ORIGIN_HEADER]: admitted.origin } };
   }
 }

@@ -60,16 +60,18 @@ function deepAnomaly(depth: number): Buffer {
 }
 
 describe.each([
-  { path: 'keyed input, read by the correlator', keyed: true },
-  { path: 'unkeyed input, rekeyed through the events topic', keyed: false },
-])('ingest against the real broker: $path', ({ keyed }) => {
+  { path: 'keyed input, read by the correlator', keyed: true, threads: 0 },
+  { path: 'unkeyed input, rekeyed through the events topic', keyed: false, threads: 0 },
+  { path: 'unkeyed input, rekeyed on two intake threads', keyed: false, threads: 2 },
+])('ingest against the real broker: $path', ({ keyed, threads }) => {
   let kafka: Kafka;
   let redis: Redis;
   let rekey: Rekey;
   let correlator: Correlator;
   let dead: KafkaMessage[];
   const metrics = new Metrics({ defaultMetrics: false });
-  const config = testConfig(keyed ? 'ingest-keyed' : 'ingest-rekey');
+  const config = testConfig(keyed ? 'ingest-keyed' : `ingest-rekey-${threads}`);
+  config.ingest.threads = threads;
   const input = config.kafka.inputs[0]!;
   input.keyed = keyed;
   const good = [flow(), flow({ action: 'allowed' }), flow()];
@@ -111,6 +113,10 @@ describe.each([
     expect(header(letter!, DLQ_HEADERS.topic)).toBe(input.topic);
     expect(header(letter!, DLQ_HEADERS.partition)).toBe('0');
     expect(header(letter!, DLQ_HEADERS.offset)).toMatch(/^\d+$/);
+  });
+
+  (keyed ? it.skip : it)('runs its intake on the threads the config names', () => {
+    expect(rekey.intakeThreads).toBe(threads);
   });
 
   it('lets the valid records of the same batch through to the correlation engine', async () => {
