@@ -57,7 +57,7 @@ function batches(): Batch[][] {
 
 function message(record: string, offset: number): KafkaMessage {
   const value = record === '' ? null : Buffer.from(record, 'utf8');
-  return { key: Buffer.from(`k${offset}`), value, offset: String(offset), timestamp: String(NOW), headers: { case: `c${offset}` }, attributes: 0, size: 0 } as KafkaMessage;
+  return { key: Buffer.from(`k${offset}`), value, offset: String(offset), timestamp: String(NOW), headers: { case: `c${offset}` }, attributes: 0 } as KafkaMessage;
 }
 
 const formatOf = (topic: string) => STREAMS.find((s) => s.topic === topic)!.format;
