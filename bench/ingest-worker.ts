@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { Correlator } from '../src/correlate/correlator';
 import { Intake } from '../src/ingest/intake';
+import { IntakePool } from '../src/ingest/intake-pool';
 import { FETCH, createKafka, sendInChunks } from '../src/kafka';
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
@@ -12,6 +13,8 @@ import { peakRss } from './rss';
  * One side of the ingest benchmark, in its own process so its peak RSS is its own:
  * `noop` is a kafkajs consumer that does nothing per message (the client's ceiling);
  * `ingest` is Cordon's intake on a kafkajs consumer: decode, validate, normalize, dead-letter;
+ * `threads` is the rekey stage's intake on worker threads (BENCH_INTAKE_THREADS, 2): the same, plus
+ *   each event's record for the events topic, with three partitions in flight as the stage runs them;
  * `correlate` is the whole correlator stage: the same, plus the correlation engine and snapshots.
  * Prints one JSON line: records, seconds from first to last record, records/s, CPU µs a record
  * over the same span (the process's own accounting: stable while other processes share the
@@ -24,7 +27,13 @@ async function main(): Promise<void> {
   const log = createLogger('error');
   const kafka = createKafka(config, log);
   const result =
-    mode === 'noop' ? await consume(kafka, config, total, () => {}) : mode === 'ingest' ? await ingest(kafka, config, total, log) : await correlate(kafka, config, total, log);
+    mode === 'noop'
+      ? await consume(kafka, config, total, () => {})
+      : mode === 'ingest'
+        ? await ingest(kafka, config, total, log)
+        : mode === 'threads'
+          ? await threads(kafka, config, total, log)
+          : await correlate(kafka, config, total, log);
   process.stdout.write(`${JSON.stringify({ mode, ...result, peakRss: peakRss() })}\n`);
   process.exit(0);
 }
@@ -34,7 +43,7 @@ type Config = ReturnType<typeof loadConfig>;
 type Log = ReturnType<typeof createLogger>;
 
 /** A plain kafkajs consumer group reader; `perBatch` is all the work done on each batch. */
-async function consume(kafka: Kafka, config: Config, total: number, perBatch: (b: Batch) => Promise<void> | void) {
+async function consume(kafka: Kafka, config: Config, total: number, perBatch: (b: Batch) => Promise<void> | void, partitionsConsumedConcurrently = 1) {
   const consumer = kafka.consumer({ groupId: `${config.kafka.groups.ingest}-${process.argv[2]}`, ...FETCH });
   await consumer.connect();
   await consumer.subscribe({ topics: config.kafka.inputs.map((i) => i.topic), fromBeginning: true });
@@ -42,6 +51,7 @@ async function consume(kafka: Kafka, config: Config, total: number, perBatch: (b
   const span = new Span();
   await new Promise<void>((resolve) => {
     void consumer.run({
+      partitionsConsumedConcurrently,
       eachBatch: async ({ batch }) => {
         span.begin();
         await perBatch(batch);
@@ -67,6 +77,28 @@ async function ingest(kafka: Kafka, config: Config, total: number, log: Log) {
   });
   await producer.disconnect();
   return { ...result, events };
+}
+
+async function threads(kafka: Kafka, config: Config, total: number, log: Log) {
+  const size = Number(process.env.BENCH_INTAKE_THREADS ?? 2);
+  const pool = new IntakePool({ limits: config.ingest, inputs: config.kafka.inputs }, size, { metrics: new Metrics({ defaultMetrics: false }), log, clock: Date.now });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  let events = 0;
+  const result = await consume(
+    kafka,
+    config,
+    total,
+    async (batch) => {
+      const { events: records, dead } = await pool.rekey(batch, config.kafka.inputs[0]!.format, config.kafka.partitions);
+      events += records.length;
+      if (dead.length > 0) await sendInChunks(producer, [{ topic: config.kafka.topics.dlq, messages: dead }]);
+    },
+    3,
+  );
+  await producer.disconnect();
+  await pool.close();
+  return { ...result, events, threads: size };
 }
 
 async function correlate(kafka: Kafka, config: Config, total: number, log: Log) {
