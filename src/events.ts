@@ -66,6 +66,31 @@ export const EventTime = z
 
 export const Observer = z.object({ type: Name, name: Name });
 
+/** Zeek's conn_state vocabulary: how far a connection got (SF: established and closed normally). */
+export const CONN_STATES = ['S0', 'S1', 'S2', 'S3', 'SF', 'REJ', 'RSTO', 'RSTR', 'RSTOS0', 'RSTRH', 'SH', 'SHR', 'OTH'] as const;
+export type ConnState = (typeof CONN_STATES)[number];
+
+/** An executable's file name as a host agent logged it: lower-case, no directory, printable ASCII. */
+export const PROCESS_NAME = /^[a-z0-9 !#$%&'()+,.;=@[\]^_`{}~-]{1,128}$/;
+export const ProcessName = z.string().regex(PROCESS_NAME, { message: 'expected a lower-case file name without a path' });
+
+/** Protocols a sensor recognised in the payload (Zeek's `service`: "dce_rpc,smb"). */
+export const APP_PROTOCOLS = /^[a-z0-9_-]{1,32}(,[a-z0-9_-]{1,32}){0,7}$/;
+export const AppProtocols = z.string().regex(APP_PROTOCOLS, { message: 'expected comma-separated protocol names' });
+
+/**
+ * What the observer saw beyond the addresses and ports. Hints, all optional and bounded: they can
+ * only add to the evidence against a flow's source (signals.ts), never excuse anyone.
+ */
+const flowHints = {
+  connState: z.enum(CONN_STATES).optional(),
+  appProtocols: AppProtocols.optional(),
+  /** As the observing host saw it: inbound is a record of its own accepting side. */
+  direction: z.enum(['inbound', 'outbound']).optional(),
+  /** The observing host's local process (WFP Application, Sysmon Image). */
+  process: ProcessName.optional(),
+};
+
 const flowShape = {
   id: Name,
   time: EventTime,
@@ -75,6 +100,7 @@ const flowShape = {
   dstPort: Port,
   policy: z.object({ id: Name, name: Name }).optional(),
   observer: Observer,
+  ...flowHints,
 };
 
 export const DeniedFlow = z.object({ ...flowShape, action: z.literal('denied') });

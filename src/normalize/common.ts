@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import { z, type ZodError } from 'zod';
-import { EventTime, Ip, type Labels, type Protocol } from '../events';
+import { APP_PROTOCOLS, EventTime, Ip, PROCESS_NAME, type Labels, type Protocol } from '../events';
 import { describeIssues } from '../validation';
 
 /**
@@ -241,3 +241,24 @@ export function setLabel(out: Record<string, string>, key: string, value: string
 export function isJsonObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/**
+ * Hints (events.ts flowHints) are never a reason to refuse a record: a value that does not fit is
+ * left out, so a hostile process name cannot make its flow disappear, only lose the hint. The fast
+ * path and the schema path both call these, so they agree by construction.
+ */
+
+/** The file name of an executable path (`\device\harddiskvolume2\windows\system32\svchost.exe`), lower-cased. */
+export function processNameOf(v: unknown): string | undefined {
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_PROCESS_PATH) return undefined;
+  const cut = Math.max(v.lastIndexOf('\\'), v.lastIndexOf('/'));
+  const name = (cut < 0 ? v : v.slice(cut + 1)).toLowerCase();
+  return PROCESS_NAME.test(name) ? name : undefined;
+}
+const MAX_PROCESS_PATH = 1024;
+
+/** A sensor's protocol detection (Zeek `service`), when it is a short list of protocol names. */
+export function appProtocolsOf(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length <= 128 && APP_PROTOCOLS.test(v) ? v : undefined;
+}
+

@@ -11,6 +11,7 @@ import {
   isGroupAddress,
   isJsonObject,
   protocolFromText,
+  processNameOf,
   protocolName,
   rejectReason,
   show,
@@ -38,6 +39,10 @@ import { inRecordPaths, isWinlogbeat, windowsLayout, type WindowsLayout } from '
  * often the host's own reply (a DC's DNS answer from :53), so UDP inbound stays IP-only.
  * A local side whose address is multicast/broadcast is not the host; a flow from the host's
  * address to itself (loopback, ::1) names the host on both sides.
+ *
+ * Hints (events.ts): `direction` from Direction / Initiated, and `process`, the file name of
+ * `Application` (WFP) or `Image` (Sysmon), lower-cased; a value that is not a short printable
+ * path is left out, never a reason to refuse the record.
  *
  * Time: `@timestamp` (UTC, the time the ground truth of the recordings uses), else
  * `TimeCreated` (Winlogbeat: `winlog.time_created`), else Sysmon's `UtcTime`, else NXLog's
@@ -105,6 +110,7 @@ const WfpConnection = z.object({
   Protocol: ProtocolNumberText,
   Direction: z.enum(DIRECTIONS),
   FilterRTID: Name.optional(),
+  Application: z.unknown().transform(processNameOf).optional(),
 });
 
 const SysmonConnection = z.object({
@@ -116,6 +122,7 @@ const SysmonConnection = z.object({
   DestinationPort: PortText,
   Protocol: Name,
   Initiated: z.enum(INITIATED),
+  Image: z.unknown().transform(processNameOf).optional(),
 });
 type WfpConnection = z.infer<typeof WfpConnection>;
 type SysmonConnection = z.infer<typeof SysmonConnection>;
@@ -149,6 +156,7 @@ function fastWfp(json: Record<string, unknown>): WfpConnection | undefined {
     Protocol: c.protocolNumberText(json.Protocol),
     Direction: c.oneOf(json.Direction, DIRECTION_SET),
     FilterRTID: c.optName(json.FilterRTID),
+    Application: processNameOf(json.Application),
   };
   return c.doubt ? undefined : r;
 }
@@ -168,6 +176,7 @@ function fastSysmon(json: Record<string, unknown>): SysmonConnection | undefined
     DestinationPort: c.portText(json.DestinationPort),
     Protocol: c.name(json.Protocol),
     Initiated: c.oneOf(json.Initiated, INITIATED_SET),
+    Image: processNameOf(json.Image),
   };
   return c.doubt ? undefined : r;
 }
@@ -232,7 +241,9 @@ function wfpFlow(record: RawRecord, layout: WindowsLayout, blocked: boolean, fas
     dstPort: r.DestPort,
     action: blocked ? 'denied' : 'allowed',
     observer: { type: 'wfp', name: host },
+    direction: inbound ? 'inbound' : 'outbound',
   };
+  if (r.Application !== undefined) flow.process = r.Application;
   if (blocked && r.FilterRTID !== undefined) {
     const id = fitName(`wfp:filter/${r.FilterRTID}`, 'wfp:filter');
     flow.policy = { id, name: fitName(`WFP filter (run-time id ${r.FilterRTID})`, 'WFP filter') };
@@ -254,7 +265,7 @@ function sysmonFlow(record: RawRecord, layout: WindowsLayout, fast: boolean): Ou
   const protocol = protocolFromText(r.Protocol);
   const local = r.Initiated === 'true' ? 'src' : protocol === 'tcp' ? 'dst' : undefined;
   const [src, dst] = endpoints(r.SourceIp, r.SourcePort, r.DestinationIp, r.DestinationPort, local, r.Hostname);
-  return events({
+  const flow: Flow = {
     id:
       r.RecordNumber === undefined
         ? `wfp:${textHash(record.text)}`
@@ -266,7 +277,10 @@ function sysmonFlow(record: RawRecord, layout: WindowsLayout, fast: boolean): Ou
     dstPort: r.DestinationPort,
     action: 'allowed',
     observer: { type: 'sysmon', name: host },
-  });
+    direction: r.Initiated === 'true' ? 'outbound' : 'inbound',
+  };
+  if (r.Image !== undefined) flow.process = r.Image;
+  return events(flow);
 }
 
 function normalizeWith(record: RawRecord, fast: boolean): Outcome {

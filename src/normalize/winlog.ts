@@ -133,6 +133,8 @@ function fromEcs(json: Record<string, unknown>, flat: Record<string, unknown>, p
     Protocol: network?.transport,
     Initiated: typeof direction === 'string' && Object.hasOwn(INITIATED, direction) ? INITIATED[direction] : direction,
   });
+  const proc = isJsonObject(json.process) ? json.process : undefined;
+  if (flat.Image === undefined && proc?.executable !== undefined) flat.Image = proc.executable;
 }
 
 /** The schema's error with each issue's first path element renamed to the record's own path. */

@@ -11,7 +11,8 @@ import { digitsValue, show } from './common';
  *
  * Only the columns a flow needs are read and typed: ts (time), uid (string), id.orig_h / id.resp_h
  * (addr), id.orig_p / id.resp_p (port), proto (enum), conn_state (string); a header that lacks
- * one of them, or declares another type for it, is rejected with the field named. Other columns
+ * one of them, or declares another type for it, is rejected with the field named. `service`
+ * (string) is read as a hint when present and typed so, and otherwise ignored. Other columns
  * (duration, bytes, history, tunnel_parents, ...) are counted but not read.
  */
 
@@ -30,7 +31,9 @@ const COLUMNS: Readonly<Record<string, readonly string[]>> = {
   'id.resp_p': ['port'],
   proto: ['enum'],
   conn_state: ['string'],
+  service: ['string'], // a hint: read only when typed so, never a reason to refuse the header
 };
+const HINTS = new Set(['service']);
 const REQUIRED = ['ts', 'uid', 'id.orig_h', 'id.orig_p', 'id.resp_h', 'id.resp_p', 'proto'];
 
 interface Header {
@@ -142,6 +145,7 @@ function typesLine(h: Header, types: string[]): Outcome {
     const at = fields.indexOf(name);
     if (at < 0) continue;
     const type = types[at]!;
+    if (!accepted.includes(type) && HINTS.has(name)) continue;
     if (!accepted.includes(type)) return reject(`zeek: #types: ${name}: expected ${accepted.join(' or ')}, got ${show(type)}`);
     read.push({ name, at, type });
   }

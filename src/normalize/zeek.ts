@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { Name, Port, type Flow } from '../events';
+import { CONN_STATES, Name, Port, type ConnState, type Flow } from '../events';
 import { events, reject, skip, type Normalizer, type Outcome, type RawRecord, type StreamContext } from './normalizer';
-import { CanonIp, EpochSeconds, IsoTime, eventId, isGroupAddress, isJsonObject, protocolFromText, rejectReason } from './common';
+import { CanonIp, EpochSeconds, IsoTime, appProtocolsOf, eventId, isGroupAddress, isJsonObject, protocolFromText, rejectReason } from './common';
 import { FieldCheck, valueSet } from './fast';
 import { hasZeekHeader, isZeekHeaderLine, readTsvLine } from './zeek-tsv';
 
@@ -20,6 +20,9 @@ import { hasZeekHeader, isZeekHeaderLine, readTsvLine } from './zeek-tsv';
  * - conn_state absent -> skip (the record is checked first: a record that lacks ts, uid, the
  *   id.* tuple or proto is a reject, not a skip). An unknown conn_state value is a reject.
  *
+ * Carried as hints (events.ts): `conn_state`, and `service` (the protocols Zeek recognised in the
+ * payload, "gssapi,smb,krb") when it is a short list of protocol names, else left out.
+ *
  * Id: `zeek:<uid>`. Time: `ts` (connection start; epoch seconds, or ISO-8601). No identities:
  * conn.log knows addresses only. Observer: the sensor (`@system` / `_system_name`), else "zeek".
  *
@@ -27,8 +30,6 @@ import { hasZeekHeader, isZeekHeaderLine, readTsvLine } from './zeek-tsv';
  * writer would have written, and is decided the same way.
  */
 
-const CONN_STATES = ['S0', 'S1', 'S2', 'S3', 'SF', 'REJ', 'RSTO', 'RSTR', 'RSTOS0', 'RSTRH', 'SH', 'SHR', 'OTH'] as const;
-type ConnState = (typeof CONN_STATES)[number];
 const PROTOS = ['tcp', 'udp', 'icmp', 'unknown_transport'] as const;
 
 const common = {
@@ -36,6 +37,7 @@ const common = {
   uid: Name,
   proto: z.enum(PROTOS),
   conn_state: z.enum(CONN_STATES).optional(),
+  service: z.unknown().transform(appProtocolsOf).optional(),
   '@system': Name.optional(),
   _system_name: Name.optional(),
 };
@@ -80,7 +82,9 @@ function toFlow(record: RawRecord, c: Common, origH: string, origP: number, resp
     dstPort: respP,
     action: v.action,
     observer: { type: 'zeek', name: c['@system'] ?? c._system_name ?? 'zeek' },
+    connState: c.conn_state,
   };
+  if (c.service !== undefined) flow.appProtocols = c.service;
   if (v.action === 'denied') flow.policy = v.policy;
   return events(flow);
 }
@@ -102,6 +106,7 @@ function fastZeek(record: RawRecord, json: Record<string, unknown>, dotted: bool
     uid: c.name(json.uid),
     proto: c.oneOf(json.proto, PROTO_SET),
     conn_state: c.optOneOf(json.conn_state, CONN_STATE_SET),
+    service: appProtocolsOf(json.service),
     '@system': c.optName(json['@system']),
     _system_name: c.optName(json._system_name),
   };

@@ -118,6 +118,8 @@ describe('wfp: identity', () => {
       action: 'denied',
       policy: { id: 'wfp:filter/70388', name: 'WFP filter (run-time id 70388)' },
       observer: { type: 'wfp', name: 'mordordc.theshire.local' },
+      direction: 'inbound',
+      process: 'services.exe', // \device\harddiskvolume2\windows\system32\services.exe
     });
   });
 

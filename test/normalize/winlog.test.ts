@@ -46,6 +46,8 @@ describe('Elastic Agent (System integration) Security events: WFP 5156, 5157 and
       dstPort: 389,
       action: 'allowed',
       observer: { type: 'wfp', name: 'computer1.contoso.com' },
+      direction: 'outbound',
+      process: 'dsregcmd.exe',
     });
   });
 

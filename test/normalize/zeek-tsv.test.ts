@@ -76,6 +76,7 @@ describe('zeek TSV: the vendor sample (Brim zed-sample-data conn.log)', () => {
           dstPort: 3389,
           action: 'allowed', // RSTR: the handshake completed, then the responder reset
           observer: { type: 'zeek', name: 'zeek' },
+          connState: 'RSTR',
         },
       ],
     });
@@ -96,8 +97,8 @@ describe('zeek TSV: the APT29 JSON recordings, written as TSV, give the same flo
   const json = files.flatMap((f) => lines(gunzipSync(readFileSync(path.join(APT29, f))).toString('utf8')));
 
   test('every record: the same outcome as its JSON form (observer aside: TSV has no @system)', () => {
-    const columns = ['ts', 'uid', 'id.orig_h', 'id.orig_p', 'id.resp_h', 'id.resp_p', 'proto', 'conn_state'];
-    const types = ['time', 'string', 'addr', 'port', 'addr', 'port', 'enum', 'string'];
+    const columns = ['ts', 'uid', 'id.orig_h', 'id.orig_p', 'id.resp_h', 'id.resp_p', 'proto', 'conn_state', 'service'];
+    const types = ['time', 'string', 'addr', 'port', 'addr', 'port', 'enum', 'string', 'string'];
     const tsv = [
       '#separator \\x09',
       '#fields\t' + columns.join('\t'),

@@ -119,6 +119,7 @@ describe('zeek: one record', () => {
       action: 'denied',
       policy: { id: 'zeek:REJ', name: 'connection refused (REJ)' },
       observer: { type: 'zeek', name: r['@system'] },
+      connState: 'REJ',
     });
   });
 
