@@ -205,6 +205,14 @@ export const AllowedFlows = z
     hostObservers: z.array(z.string().min(1)).default(['wfp', 'sysmon']),
     fleetSources: z.number().int().min(2).max(64).default(3),
     fanOutTargets: z.number().int().min(2).default(4),
+    // a session the sensor confirms beyond its port: factors of at least 1 (a hint never excuses)
+    confirmation: z
+      .object({
+        protocol: z.number().min(1).max(4).default(1.5), // Zeek recognised the service's protocol (service)
+        process: z.number().min(1).max(4).default(2), // the destination's accepting process runs remote code
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -308,6 +316,7 @@ export const CorrelationConfig = z
         sessionsPerEntity: z.number().int().min(1).max(64).default(16), // recent permitted admin sessions kept per source (>= allowedFlows.fanOutTargets)
         pendingPerEntity: z.number().int().min(1).default(12), // compact evidence records kept before an incident opens
         sweepEveryMs: duration(10 * MINUTE), // event-time interval between expiry sweeps (memory only)
+        maxHandoffs: z.number().int().min(16).default(65_536), // links to campaigns rooted on other partitions, and applied forwards, kept each
       })
       .strict()
       .prefault({}),

@@ -42,6 +42,7 @@ import { LATERAL_RULES } from './evidence';
 import * as rules from './scoring';
 import { compileAny } from './selectors';
 import { explainIncident, type Explanation } from './explain';
+import { HandoffMemory, forwardId, type EncodedLinks, type EntityNote, type Forward, type Handoff, type Link, type Reach } from './handoff';
 import { transition, type Transition } from '../incidents/lifecycle';
 
 /**
@@ -65,6 +66,8 @@ export interface EngineSnapshot {
   /** Opened incidents (open or quiet) whose root is selected. */
   incidents: CampaignData[];
   bindings: [ip: string, key: string][];
+  /** Links to campaigns rooted on other partitions, and the forwards applied (handoff.ts). */
+  handoffs?: EncodedLinks;
 }
 
 /** Which entities a snapshot holds: a predicate on the entity key, or a set of keys. */
@@ -106,12 +109,38 @@ export class CorrelationEngine implements rules.RuleContext {
   private lastSweep = 0;
   private readonly labelSources: ReadonlySet<string>;
   private onForgotten: ((incident: Incident) => void) | undefined = undefined;
+  /** Set when campaigns cross partitions (the correlator); replay leaves it unset. */
+  private partitionOf: ((key: string) => number) | undefined = undefined;
+  private readonly handoffs: HandoffMemory;
+  private outbox: Handoff[] = [];
+  readonly handoffStats = { reached: 0, forwarded: 0, applied: 0, declined: 0, refused: 0 };
 
   constructor(config: CorrelationConfigInput = {}) {
     this.config = parseCorrelationConfig(config);
     this.labelSources = new Set(this.config.roles.trustedLabelSources);
     this.roles = new RoleResolver(this.config);
     this.entities = new EntityTable(this.config, this.roles, compileAny(this.config.allowlist));
+    this.handoffs = new HandoffMemory(this.config.limits.maxHandoffs);
+  }
+
+  // ---- campaigns across partitions (handoff.ts) ---------------------------------------------
+
+  /** Campaigns cross partitions: `partitionOf` says which partition owns an entity key. */
+  shareAcross(partitionOf: (key: string) => number): void {
+    this.partitionOf = partitionOf;
+  }
+
+  /** The hand-offs raised since the last call, in the order they were raised. */
+  takeHandoffs(): Handoff[] {
+    const out = this.outbox;
+    this.outbox = [];
+    return out;
+  }
+
+  /** Apply a hand-off from another partition's engine: a link to a remote campaign, or evidence for a local one. */
+  applyHandoff(h: Handoff): readonly Change[] {
+    if (h.at > this.clock) this.clock = h.at;
+    return h.type === 'reach' ? this.onReach(h) : this.onForward(h);
   }
 
   // ---- input -------------------------------------------------------------------------------
@@ -198,7 +227,7 @@ export class CorrelationEngine implements rules.RuleContext {
     const { entities, bindings } = this.entities.encode(pick);
     const incidents: CampaignData[] = [];
     for (const c of this.incidents.values()) if (pick(c.d.root)) incidents.push(copyCampaign(c.d));
-    return { v: 1, clock: this.clock, lastSweep: this.lastSweep, entities, incidents, bindings };
+    return { v: 1, clock: this.clock, lastSweep: this.lastSweep, entities, incidents, bindings, handoffs: this.handoffs.encode(pick) };
   }
 
   /** A new engine from one snapshot, or several (partitions taken over together). */
@@ -217,6 +246,7 @@ export class CorrelationEngine implements rules.RuleContext {
     this.lastSweep = Math.max(this.lastSweep, snap.lastSweep);
     for (const d of snap.incidents) this.incidents.set(d.id as string, new Campaign(copyCampaign(d)));
     this.entities.load(snap.entities, snap.bindings, (id) => this.incidents.get(id));
+    if (snap.handoffs) this.handoffs.load(snap.handoffs);
   }
 
   /**
@@ -226,6 +256,7 @@ export class CorrelationEngine implements rules.RuleContext {
   forget(select: EntitySelection): number {
     const pick = toPredicate(select);
     for (const [id, c] of this.incidents) if (pick(c.d.root)) this.incidents.delete(id);
+    this.handoffs.forget(pick);
     return this.entities.forget(pick);
   }
 
@@ -265,7 +296,7 @@ export class CorrelationEngine implements rules.RuleContext {
     }
     const service = this.serviceOf(src, dst, port, t);
     if (isLateral(service) && signals.establishes(this.config, f)) {
-      const session = this.onSession(src, dst, port, service, t);
+      const session = this.onSession(src, dst, port, service, t, f);
       if (session !== undefined) return concat(out, session);
     }
     if (c !== null && c.live) {
@@ -279,7 +310,7 @@ export class CorrelationEngine implements rules.RuleContext {
           c.touchEdge(src.key, dst.key, port, service, false, t, this.config.incident.maxEdges);
           this.note(c, dst, 'target');
         }
-        this.pullIn(dst, root, t, true);
+        this.link(dst, root.key, t, true, true);
       }
     }
     return out;
@@ -300,7 +331,7 @@ export class CorrelationEngine implements rules.RuleContext {
    * foothold of the source's campaign (B's own moves then join A's: a hop chain). Undefined when it
    * is not evidence (ordinary business, or a repeat).
    */
-  private onSession(src: EntityState, dst: EntityState, port: number, service: LateralService, t: number): readonly Change[] | undefined {
+  private onSession(src: EntityState, dst: EntityState, port: number, service: LateralService, t: number, f: Flow): readonly Change[] | undefined {
     const cfg = this.config;
     if (!cfg.allowedFlows.enabled || cfg.allowedFlows.services[service] === 0) return undefined;
     (dst.served ??= new ServedMemory()).note(service, src.key, t, cfg.windows.pairTtlMs, cfg.allowedFlows.fleetSources);
@@ -310,15 +341,16 @@ export class CorrelationEngine implements rules.RuleContext {
     const newTarget = !signals.reachedSince(sessions, dst.key, t - window);
     if (sessions.hit(dst.key, port, t, cfg.windows.pairTtlMs, cfg.limits.sessionsPerEntity) >= 0) return undefined;
     const root = this.rootOf(src, t);
-    const found: rules.Contribution[] = [signals.adminSession(this, src, dst, service, port, t)];
-    const hop = this.propagationHop(src, root, t);
+    const remote = root === src ? this.remoteRoot(src, t) : undefined;
+    const found: rules.Contribution[] = [signals.adminSession(this, src, dst, service, port, t, f)];
+    const hop = remote ? this.remoteHop(src, t) : this.propagationHop(src, root, t);
     if (hop) found.push(hop);
     const fan = newTarget ? signals.sessionFanOut(this, src, signals.sessionTargets(src, t, window), t) : undefined;
     if (fan) found.push(fan);
     // a protected destination (a DC) is a target, never a pivot: its own busy traffic is not the campaign's
-    if (!signals.isProtected(this, dst)) this.pullIn(dst, root, t, true);
+    if (!signals.isProtected(this, dst)) this.link(dst, remote ? remote.root : root.key, t, true, remote !== undefined || root.campaign?.live === true);
     const ctx: FlowContext = { src, dst, port, service, denied: false, fanOut: false, fanOutStarted: false, pairs: null };
-    return this.apply(root, found, t, ctx);
+    return remote ? this.forward(remote, src, found, t, ctx) : this.apply(root, found, t, ctx);
   }
 
   /**
@@ -388,6 +420,7 @@ export class CorrelationEngine implements rules.RuleContext {
   ): readonly Change[] {
     const cfg = this.config;
     const root = this.rootOf(src, t);
+    const remote = root === src ? this.remoteRoot(src, t) : undefined;
     const fanCount = pairs.countNew(t, cfg.windows.fanOutMs, cfg.weights.fanOut.minTargets, slot);
     const fan = rules.fanOut(cfg, src, fanCount, t);
     if (!isLateral(service) && fan === undefined) {
@@ -404,16 +437,18 @@ export class CorrelationEngine implements rules.RuleContext {
       if (service === 'rpc-dynamic' && src.epm?.before(dst.key, t, cfg.windows.rpcChainMs) === 2) {
         found.push(rules.rpcChain(cfg, src, dst, port, t));
       }
-      const hop = this.propagationHop(src, root, t);
+      const hop = remote ? this.remoteHop(src, t) : this.propagationHop(src, root, t);
       if (hop) found.push(hop);
-      if ((found[0] as rules.Contribution).weight >= cfg.thresholds.pullIn || root.campaign !== null) this.pullIn(dst, root, t);
+      if ((found[0] as rules.Contribution).weight >= cfg.thresholds.pullIn || root.campaign !== null || remote) {
+        this.link(dst, remote ? remote.root : root.key, t, false, remote !== undefined || root.campaign?.live === true);
+      }
     } else {
       found.push(rules.deniedOther(cfg, src, t));
     }
     if (fan) found.push(fan);
     const fanOutStarted = fanCount === cfg.weights.fanOut.minTargets;
     const ctx: FlowContext = { src, dst, port, service, denied: true, fanOut: fan !== undefined, fanOutStarted, pairs };
-    return this.apply(root, found, t, ctx);
+    return remote ? this.forward(remote, src, found, t, ctx) : this.apply(root, found, t, ctx);
   }
 
   /** A repeat weighs nothing; it keeps an incident's counters exact, or reveals a policy gap. */
@@ -484,7 +519,10 @@ export class CorrelationEngine implements rules.RuleContext {
       this.stats.allowlisted += 1;
       return EMPTY;
     }
-    return this.apply(this.rootOf(subject, t), [rules.anomaly(this.config, subject, a)], t);
+    const root = this.rootOf(subject, t);
+    const remote = root === subject ? this.remoteRoot(subject, t) : undefined;
+    const found = [rules.anomaly(this.config, subject, a)];
+    return remote ? this.forward(remote, subject, found, t) : this.apply(root, found, t);
   }
 
   /** A destination attacked earlier turns out to serve Kerberos/LDAP: the campaign hit a DC. */
@@ -541,12 +579,149 @@ export class CorrelationEngine implements rules.RuleContext {
    * Mark a destination as a target of `root`'s campaign, unless it runs an incident of its own. A
    * foothold (the campaign got in) stays one while the link is refreshed by the same campaign.
    */
-  private pullIn(dst: EntityState, root: EntityState, t: number, foothold = false): void {
-    if (dst === root || (dst.campaign !== null && dst.campaign.live)) return;
+  private pullIn(dst: EntityState, root: string, t: number, foothold = false): boolean {
+    if (dst.key === root || (dst.campaign !== null && dst.campaign.live)) return false;
     const s = dst.mut;
-    s.foothold = foothold || (s.foothold && s.upstream === root.key && t - s.upstreamAt <= this.config.windows.propagationMs);
-    s.upstream = root.key;
+    s.foothold = foothold || (s.foothold && s.upstream === root && t - s.upstreamAt <= this.config.windows.propagationMs);
+    s.upstream = root;
     s.upstreamAt = t;
+    return true;
+  }
+
+  /**
+   * Link a destination to `root`'s campaign (`pullIn`). When the campaign crosses partitions and
+   * the destination's partition is not the root's, its owner is told (a reach), once the campaign
+   * is an incident: links made before it opened are sent when it does (`reachTargets`).
+   */
+  private link(dst: EntityState, root: string, t: number, foothold: boolean, open: boolean): void {
+    if (!this.pullIn(dst, root, t, foothold)) return;
+    const part = this.partitionOf;
+    if (part === undefined || part(dst.key) === part(root)) return;
+    if (open) this.sendReach(dst, root);
+  }
+
+  /** The reach goes to the target's partition; this engine keeps the link too (it may own both). */
+  private sendReach(dst: EntityState, root: string): void {
+    const s = dst.sus;
+    this.handoffs.link(dst.key, { root, at: s.upstreamAt, foothold: s.foothold });
+    this.outbox.push({ type: 'reach', root, target: dst.key, at: s.upstreamAt, foothold: s.foothold });
+    this.handoffStats.reached += 1;
+  }
+
+  /** A campaign just became an incident: its targets on other partitions learn they are linked to it. */
+  private reachTargets(c: Campaign, root: EntityState): void {
+    const part = this.partitionOf as (key: string) => number;
+    for (const e of c.d.entities) {
+      if (e.position !== 'target' || part(e.key) === part(root.key)) continue;
+      const s = this.entities.get(e.key);
+      if (s !== undefined && s.sus.upstream === root.key && s.sus.upstreamAt >= c.d.start) this.sendReach(s, root.key);
+    }
+  }
+
+  /**
+   * The remote campaign an entity's moves belong to, when nothing here roots them: a link from a
+   * reach, still within its window, to a root another partition owns. A protected entity (a DC)
+   * is never a pivot of a remote campaign, whatever the reach said.
+   */
+  private remoteRoot(start: EntityState, t: number): Link | undefined {
+    const part = this.partitionOf;
+    if (part === undefined) return undefined;
+    const l = this.handoffs.linkOf(start.key);
+    if (l === undefined || l.at > t) return undefined;
+    const { windows } = this.config;
+    if (t - l.at > (l.foothold ? windows.propagationMs : windows.attemptedMs)) return undefined;
+    if ((start.campaign !== null && start.campaign.live) || part(l.root) === part(start.key)) return undefined;
+    if (this.entities.get(l.root)?.campaign?.live) return undefined; // held here: rootOf decided
+    return signals.isProtected(this, start) ? undefined : l;
+  }
+
+  /** Propagation for a pivot of a remote campaign: once per propagation window, like `propagationHop`. */
+  private remoteHop(pivot: EntityState, t: number): rules.Contribution | undefined {
+    const s = pivot.sus;
+    if (s.hopAt !== 0 && t - s.hopAt <= this.config.windows.propagationMs) return undefined;
+    pivot.mut.hopAt = t;
+    return rules.propagation(this.config, pivot, t);
+  }
+
+  /** The pivot's evidence goes to the partition of the campaign's root, described here where its state is. */
+  private forward(link: Link, pivot: EntityState, found: readonly rules.Contribution[], t: number, flow?: FlowContext): readonly Change[] {
+    const carried = found
+      .filter((x) => !(x.rule === 'denied_other' && x.weight === 0))
+      .map((x) => {
+        const { reason, techniques } = x.rule === 'propagation' ? this.remoteHopReason(x, link) : rules.describe(this, x);
+        return { ...x, ...optional(x), reason, techniques: [...techniques] };
+      });
+    if (carried.length === 0) return EMPTY;
+    const body: Omit<Forward, 'id'> = { type: 'forward', root: link.root, pivot: pivot.key, linkedAt: link.at, at: t, found: carried, entities: [] };
+    if (flow && (isLateral(flow.service) || flow.fanOut)) {
+      body.edge = { from: flow.src.key, to: flow.dst.key, port: flow.port, service: flow.service, denied: flow.denied };
+      body.entities.push({ entity: this.noteOf(flow.src), position: 'pivot' }, { entity: this.noteOf(flow.dst), position: 'target' });
+    } else body.entities.push({ entity: this.noteOf(pivot), position: 'pivot' });
+    this.outbox.push({ ...body, id: forwardId(body) });
+    this.handoffStats.forwarded += 1;
+    return EMPTY;
+  }
+
+  private remoteHopReason(x: rules.Contribution, link: Link): { reason: string; techniques: readonly string[] } {
+    const pivot = this.entities.get(x.src);
+    const how = link.foothold ? 'reached by a permitted connection from' : 'a target of';
+    const w = Math.round(x.weight * 1000) / 1000;
+    return { reason: `${pivot?.name ?? pivot?.ip ?? x.src}, ${how} ${link.root}, now attempts remote administration itself (${w})`, techniques: [] };
+  }
+
+  private noteOf(s: EntityState): EntityNote {
+    const role = this.roles.effective(s.role, s.flags);
+    return { key: s.key, kind: s.kind, role: role.role, roleSource: role.source, ...identity(s) };
+  }
+
+  /** A reach: remember the link (a protected target refuses it), and follow it from this entity's next move. */
+  private onReach(h: Reach): readonly Change[] {
+    const target = this.entities.get(h.target);
+    if (target !== undefined && signals.isProtected(this, target)) {
+      this.handoffStats.refused += 1;
+      return EMPTY;
+    }
+    this.handoffs.link(h.target, { root: h.root, at: h.at, foothold: h.foothold });
+    if (target !== undefined && !(target.sus.upstream !== null && target.sus.upstreamAt > h.at)) this.pullIn(target, h.root, h.at, h.foothold);
+    return EMPTY;
+  }
+
+  /**
+   * A pivot's evidence, from the partition that owns it, for a campaign rooted here: applied once,
+   * to the root's current incident if the link was made during it; otherwise it is declined (one
+   * process would have rooted it at the pivot, whose state is not here).
+   */
+  private onForward(f: Forward): readonly Change[] {
+    const root = this.entities.get(f.root);
+    const c = root === undefined ? null : this.currentCampaign(root, f.at);
+    if (root === undefined || c === null || f.linkedAt < c.d.start) {
+      this.handoffStats.declined += 1;
+      return EMPTY;
+    }
+    if (!this.handoffs.firstTime(f.id, f.root, f.at)) return EMPTY;
+    const cfg = this.config.incident;
+    for (const x of f.found) {
+      this.credit(root, x.weight, x.at);
+      if (!c.foldEvidence(x, x.count, x.at)) {
+        const { reason, techniques, detail: _detail, at: _at, count, ...rest } = x;
+        c.addEvidence({ ...rest, reason }, x.at, cfg.maxEvidence, count);
+        c.addTechniques(techniques);
+      }
+      if (x.anomaly !== undefined) c.annotateAnomaly(x.src, x.anomaly);
+    }
+    const e = f.edge;
+    if (e) c.touchEdge(e.from, e.to, e.port, e.service, e.denied, f.at, cfg.maxEdges);
+    for (const { entity, position } of f.entities) this.noteCarried(c, entity, position);
+    c.seen(f.at);
+    this.handoffStats.applied += 1;
+    return this.publish(root, c);
+  }
+
+  /** What this engine knows of an entity wins over what a hand-off says, unless it knows no role. */
+  private noteCarried(c: Campaign, entity: EntityNote, position: Position): void {
+    const local = this.entities.get(entity.key);
+    if (local !== undefined && this.roles.effective(local.role, local.flags).role !== UNKNOWN.role) return this.note(c, local, position);
+    c.noteEntity(entity, position, this.config.incident.maxEntities);
   }
 
   /** Propagation is credited once per pivot per propagation window. */
@@ -633,6 +808,7 @@ export class CorrelationEngine implements rules.RuleContext {
     c.d.version = 1;
     c.d.emitted = c.signature(this.config.thresholds);
     this.incidents.set(c.d.id, c);
+    if (this.partitionOf) this.reachTargets(c, root);
     return [{ type: 'incident_opened', incident: c.view(this.config) }];
   }
 
@@ -822,6 +998,7 @@ export class CorrelationEngine implements rules.RuleContext {
       if (s.sus.upstream !== null && now - s.sus.upstreamAt > propagationMs) s.unlink();
     }
     const expired = this.entities.expire(now);
+    this.handoffs.expire(now, Math.max(propagationMs, this.config.windows.attemptedMs));
     const forgotten: string[] = [];
     const { idleMs, retentionMs } = this.config.incident;
     for (const [id, c] of this.incidents) {

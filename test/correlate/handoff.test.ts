@@ -1,0 +1,237 @@
+import type { CordonEvent } from '../../src/events';
+import { subjectKey } from '../../src/events';
+import { CorrelationEngine, type Change } from '../../src/correlate/engine';
+import { decodeHandoff, handoffKey, type Forward, type Handoff } from '../../src/correlate/handoff';
+import type { Incident } from '../../src/correlate/incident';
+import { replay } from '../../src/correlate/replay';
+import { partitionFor } from '../../src/partition';
+import { HOUR, MIN, T0, allowed, anomaly, denied, host, keyOf, trustingBuilder, type Party } from './builder';
+
+/**
+ * One engine per partition, as replicas that each own one partition: events go to the engine of
+ * their subject's partition, hand-offs to the engine of their key's (at once, or held back a while).
+ */
+class Cluster {
+  readonly engines: CorrelationEngine[];
+  readonly changes: Change[] = [];
+  readonly sent: Handoff[] = [];
+  private held: Handoff[] = [];
+
+  constructor(
+    readonly partitions: number,
+    config = trustingBuilder(),
+    private readonly deliver: 'now' | 'later' = 'now',
+  ) {
+    this.engines = Array.from({ length: partitions }, () => {
+      const e = new CorrelationEngine(config);
+      e.shareAcross((key) => partitionFor(key, partitions));
+      return e;
+    });
+  }
+
+  engineOf(key: string): CorrelationEngine {
+    return this.engines[partitionFor(key, this.partitions)]!;
+  }
+
+  feed(events: readonly CordonEvent[]): this {
+    for (const event of events) {
+      const engine = this.engineOf(subjectKey(event));
+      this.changes.push(...engine.ingest(event));
+      this.route(engine);
+      if (this.deliver === 'now') this.flush();
+    }
+    return this.flush();
+  }
+
+  flush(): this {
+    while (this.held.length > 0) {
+      const h = this.held.shift()!;
+      const engine = this.engineOf(handoffKey(h));
+      this.changes.push(...engine.applyHandoff(h));
+      this.route(engine);
+    }
+    return this;
+  }
+
+  private route(engine: CorrelationEngine): void {
+    for (const h of engine.takeHandoffs()) {
+      // what crosses Kafka is JSON, parsed at the edge
+      const decoded = decodeHandoff(JSON.stringify(h));
+      if (!decoded.ok) throw new Error(decoded.reason);
+      this.sent.push(decoded.handoff);
+      this.held.push(decoded.handoff);
+    }
+  }
+
+  incidents(): Incident[] {
+    return this.engines.flatMap((e) => e.listIncidents()).sort((a, b) => a.firstSeen - b.firstSeen);
+  }
+}
+
+/** Hosts named `<prefix><n>` whose keys land on the given partitions, in order. */
+function hostsOn(partitions: number, wanted: number[], prefix = 'ws'): Party[] {
+  const out: Party[] = [];
+  for (let n = 1; out.length < wanted.length && n < 500; n++) {
+    const h = host(`${prefix}${n}`, `10.7.${Math.floor(n / 200)}.${n % 200}`, 'workstation');
+    if (partitionFor(keyOf(h), partitions) === wanted[out.length]) out.push(h);
+  }
+  return out;
+}
+
+/** What an analyst reads of an incident: the same whichever way it was correlated. */
+function shape(i: Incident) {
+  return {
+    id: i.id,
+    root: i.root,
+    severity: i.severity,
+    score: i.score,
+    nodes: i.path.nodes,
+    edges: i.path.edges.map((e) => [e.from, e.to, e.ports, e.denied, e.allowed]),
+    entities: i.entities.map((e) => [e.key, e.position, e.role]).sort(),
+    byRule: i.evidence.byRule,
+    techniques: i.techniques,
+  };
+}
+
+describe('hop chains across partitions (hand-offs)', () => {
+  const [a, b, c] = hostsOn(2, [0, 1, 0]);
+
+  it('joins A to B on one partition and B to C on the other into one incident rooted at A, as replay does', () => {
+    const events = [denied(a!, b!, 135, T0), denied(b!, c!, 445, T0 + 30 * MIN)];
+    const cluster = new Cluster(2).feed(events);
+    const live = cluster.incidents();
+    expect(live).toHaveLength(1);
+    expect(live[0]!.root).toBe(keyOf(a!));
+    expect(live[0]!.path.nodes).toEqual([keyOf(a!), keyOf(b!), keyOf(c!)]);
+    expect(live[0]!.entities.find((e) => e.key === keyOf(b!))!.position).toBe('pivot');
+    expect(live[0]!.evidence.byRule.propagation).toEqual({ count: 1, weight: 4 });
+    expect(live.map(shape)).toEqual(replay(events, trustingBuilder()).incidents.map(shape));
+    expect(cluster.sent.map((h) => h.type)).toEqual(['reach', 'forward']);
+    // B's partition holds no incident of its own: the evidence went to A's
+    expect(cluster.engineOf(keyOf(b!)).listIncidents()).toEqual([]);
+  });
+
+  it('does the same for permitted sessions (WinRM A to B, then SMB B to C), and along three partitions', () => {
+    const sessions = [allowed(a!, b!, 5985, T0), allowed(b!, c!, 445, T0 + 10 * MIN)];
+    expect(new Cluster(2).feed(sessions).incidents().map(shape)).toEqual(replay(sessions, trustingBuilder()).incidents.map(shape));
+    const [p, q, r, s] = hostsOn(3, [0, 1, 2, 0], 'h');
+    const chain = [denied(p!, q!, 135, T0), denied(q!, r!, 445, T0 + 10 * MIN), denied(r!, s!, 5985, T0 + 20 * MIN)];
+    const live = new Cluster(3).feed(chain).incidents();
+    expect(live).toHaveLength(1);
+    expect(live[0]!.path.nodes).toEqual([keyOf(p!), keyOf(q!), keyOf(r!), keyOf(s!)]);
+    expect(live.map(shape)).toEqual(replay(chain, trustingBuilder()).incidents.map(shape));
+  });
+
+  it('links a target reached before the incident opened once it opens, and carries an anomaly on the pivot', () => {
+    // A's first attempt (4) pulls B in; its second opens the incident: only then is B told
+    const d = hostsOn(2, [1], 'x')[0]!;
+    const events = [denied(a!, b!, 445, T0), denied(a!, d, 135, T0 + MIN), anomaly(b!, 'process_spawn', 0.9, T0 + 20 * MIN), denied(b!, c!, 5985, T0 + 30 * MIN)];
+    const cluster = new Cluster(2).feed(events);
+    expect(cluster.sent.filter((h) => h.type === 'reach').map((h) => (h as { target: string }).target).sort()).toEqual([keyOf(b!), keyOf(d)].sort());
+    expect(cluster.incidents().map(shape)).toEqual(replay(events, trustingBuilder()).incidents.map(shape));
+    expect(cluster.incidents()[0]!.evidence.byRule.anomaly?.count).toBe(1);
+  });
+
+  it('still joins when hand-offs arrive after the events of their batch', () => {
+    const events = [denied(a!, b!, 135, T0), denied(a!, c!, 135, T0 + MIN)];
+    const cluster = new Cluster(2, trustingBuilder(), 'later').feed(events);
+    cluster.feed([denied(b!, hostsOn(2, [1], 'y')[0]!, 445, T0 + 30 * MIN)]);
+    expect(cluster.incidents().map((i) => i.root)).toEqual([keyOf(a!)]);
+  });
+
+  it('applies a repeated hand-off once (a partition replayed after a crash sends the same ones again)', () => {
+    const events = [denied(a!, b!, 135, T0), denied(b!, c!, 445, T0 + 30 * MIN)];
+    const cluster = new Cluster(2).feed(events);
+    const before = shape(cluster.incidents()[0]!);
+    for (const h of cluster.sent) expect(cluster.engineOf(handoffKey(h)).applyHandoff(h)).toEqual([]);
+    expect(shape(cluster.incidents()[0]!)).toEqual(before);
+  });
+
+  it("keeps B's link through a snapshot of B's partition: a restarted owner still joins B to C into A's incident", () => {
+    const cluster = new Cluster(2).feed([denied(a!, b!, 135, T0)]);
+    const pb = partitionFor(keyOf(b!), 2);
+    const own = (key: string) => partitionFor(key, 2) === pb;
+    const restored = CorrelationEngine.restore(JSON.parse(JSON.stringify(cluster.engines[pb]!.snapshot(own))), trustingBuilder());
+    restored.shareAcross((key) => partitionFor(key, 2));
+    cluster.engines[pb] = restored;
+    cluster.feed([denied(b!, c!, 445, T0 + 30 * MIN)]);
+    expect(cluster.incidents().map((i) => [i.root, i.path.nodes.length])).toEqual([[keyOf(a!), 3]]);
+  });
+
+  it('never makes a protected host a pivot: a reach naming a domain controller is refused, its moves stay its own', () => {
+    const config = trustingBuilder({ roles: { inventory: [{ selector: { name: b!.workload!.name }, role: 'domain-controller' }] } });
+    const dc = host(b!.workload!.name, b!.ip!); // same key as B, no role label: the inventory says DC
+    const attack = [denied(a!, dc, 135, T0), denied(a!, dc, 445, T0 + MIN), denied(dc, c!, 5985, T0 + 30 * MIN)];
+    // B known on its partition before the reach: refused on arrival
+    const known = new Cluster(2, config).feed([allowed(dc, c!, 80, T0 - MIN), ...attack]);
+    expect(known.engineOf(keyOf(b!)).handoffStats.refused).toBe(2); // one reach per new attempt on B
+    // B first seen after it: the link is kept but never followed from a protected host
+    const unknown = new Cluster(2, config).feed(attack);
+    for (const cluster of [known, unknown]) {
+      expect(cluster.incidents().find((i) => i.root === keyOf(a!))!.path.nodes).not.toContain(keyOf(c!));
+      expect(cluster.sent.some((h) => h.type === 'forward')).toBe(false);
+    }
+  });
+
+  it('sends nothing for a lone spoofed attempt that opens no incident: a hand-off needs a campaign', () => {
+    const spoofed = denied(host('ghost', '10.66.0.1', 'workstation'), b!, 445, T0);
+    const cluster = new Cluster(2).feed([spoofed]);
+    expect(cluster.incidents()).toEqual([]);
+    expect(cluster.sent).toEqual([]);
+  });
+
+  it("declines evidence for a campaign that was closed meanwhile, and counts it", () => {
+    const cluster = new Cluster(2).feed([denied(a!, b!, 135, T0)]);
+    const id = cluster.incidents()[0]!.id;
+    cluster.engineOf(keyOf(a!)).setStatus(id, 'closed');
+    cluster.feed([denied(b!, c!, 445, T0 + 30 * MIN)]);
+    expect(cluster.engineOf(keyOf(a!)).handoffStats.declined).toBe(1);
+    expect(cluster.incidents().find((i) => i.id === id)!.path.nodes).toEqual([keyOf(a!), keyOf(b!)]);
+  });
+
+  it('sends no hand-off in a single process (replay): the chain is joined in memory', () => {
+    const r = replay([denied(a!, b!, 135, T0), denied(b!, c!, 445, T0 + 30 * MIN)], trustingBuilder());
+    expect(r.engine.takeHandoffs()).toEqual([]);
+    expect(r.incidents).toHaveLength(1);
+  });
+
+  it('expires links after the propagation window', () => {
+    const cluster = new Cluster(2).feed([allowed(a!, b!, 5985, T0)]);
+    const eb = cluster.engineOf(keyOf(b!));
+    expect(eb.snapshot().handoffs!.links.map((l) => l[0])).toEqual([keyOf(b!)]);
+    eb.advance(T0 + 25 * HOUR);
+    expect(eb.snapshot().handoffs!.links).toEqual([]);
+  });
+});
+
+describe('hand-off records at the edge', () => {
+  const forward: Forward = {
+    type: 'forward',
+    id: 'a'.repeat(32),
+    root: 'host:ws1',
+    pivot: 'host:ws2',
+    linkedAt: T0,
+    at: T0 + MIN,
+    found: [{ rule: 'admin_port', weight: 6, at: T0 + MIN, src: 'host:ws2', dst: 'host:ws3', port: 445, service: 'smb', count: 1, reason: 'x', techniques: ['T1021.002'] }],
+    edge: { from: 'host:ws2', to: 'host:ws3', port: 445, service: 'smb', denied: true },
+    entities: [],
+  };
+
+  it('takes a well-formed record', () => {
+    expect(decodeHandoff(JSON.stringify(forward))).toEqual({ ok: true, handoff: forward });
+    expect(decodeHandoff(JSON.stringify({ type: 'reach', root: 'host:a', target: 'host:b', at: T0, foothold: false })).ok).toBe(true);
+  });
+
+  it.each([
+    ['not JSON', '{', 'not JSON'],
+    ['an unknown type', JSON.stringify({ ...forward, type: 'merge' }), 'type'],
+    ['an inflated weight', JSON.stringify({ ...forward, found: [{ ...forward.found[0], weight: 1e6 }] }), 'found.0.weight'],
+    ['a field it does not know', JSON.stringify({ ...forward, extra: 1 }), 'record'],
+    ['no evidence', JSON.stringify({ ...forward, found: [] }), 'found'],
+    ['a bad id', JSON.stringify({ ...forward, id: 'x' }), 'id'],
+  ])('refuses %s and names the field', (_what, bytes, field) => {
+    const d = decodeHandoff(bytes);
+    expect(d.ok).toBe(false);
+    expect((d as { reason: string }).reason.startsWith(field)).toBe(true);
+  });
+});
