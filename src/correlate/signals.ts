@@ -57,7 +57,67 @@ function unknownTarget(ctx: RuleContext, dst: EntityState): boolean {
   return mode === 'none' || (dst.flags & DIRECTORY_CLIENT) === 0;
 }
 
-/** A first permitted session on a (destination, port): the service's weight times the pair rules. */
+/**
+ * What the sensor saw that confirms a session beyond its port number (admin_session's `detail`:
+ * these bits, and the index of the process in REMOTE_EXEC_PROCESSES above them). Telemetry is
+ * hostile: a confirmation only multiplies the source's own contribution by a factor of at least
+ * 1, on a session that is already evidence; it never excuses a session, and never touches a
+ * protected source (ordinarySession has excluded it before).
+ */
+export const BY_PROTOCOL = 1; // the sensor recognised the service's protocol in the payload (Zeek `service`)
+export const BY_PROCESS = 2; // the accepting process on the destination is a remote-execution one
+export const ESTABLISHED = 4; // Zeek `conn_state` SF: established and closed normally (said, not weighed)
+const PROCESS_SHIFT = 3;
+
+/** Zeek `service` names that mean the port's service is what was spoken. */
+const SENSOR_PROTOCOLS: Partial<Record<LateralService, readonly string[]>> = {
+  smb: ['smb'],
+  rpc: ['dce_rpc'],
+  'rpc-dynamic': ['dce_rpc'],
+  rdp: ['rdp'],
+  ssh: ['ssh'],
+  vnc: ['rfb'],
+};
+
+/** Processes that accept remote execution: whoever reached them ran something on the destination. */
+export const REMOTE_EXEC_PROCESSES: readonly (readonly [name: string, what: string])[] = [
+  ['psexesvc.exe', 'the PsExec service'],
+  ['wsmprovhost.exe', 'the PowerShell remoting host'],
+  ['wmiprvse.exe', 'the WMI provider host'],
+  ['services.exe', 'the service control manager (remote service control)'],
+  ['mmc.exe', 'MMC20.Application over DCOM'],
+  ['excel.exe', 'Excel.Application over DCOM'],
+  ['outlook.exe', 'Outlook.Application over DCOM'],
+  ['explorer.exe', 'ShellWindows / ShellBrowserWindow over DCOM'],
+  ['iexplore.exe', 'InternetExplorer.Application over DCOM'],
+  ['ielowutil.exe', 'an Internet Explorer DCOM object'],
+];
+const PROCESS_INDEX: ReadonlyMap<string, number> = new Map(REMOTE_EXEC_PROCESSES.map(([n], i) => [n, i]));
+
+/** The confirmation bits a flow carries for a session on `service` (0: none). */
+export function confirmation(f: Flow, service: LateralService): number {
+  let bits = 0;
+  const names = SENSOR_PROTOCOLS[service];
+  if (names !== undefined && f.appProtocols !== undefined && f.appProtocols.split(',').some((p) => names.includes(p))) {
+    bits |= BY_PROTOCOL;
+  }
+  if (f.connState === 'SF') bits |= ESTABLISHED;
+  // only the accepting side's own record names the process that took the connection
+  const at = f.direction === 'inbound' && f.process !== undefined ? PROCESS_INDEX.get(f.process) : undefined;
+  if (at !== undefined) bits |= BY_PROCESS | (at << PROCESS_SHIFT);
+  return bits;
+}
+
+/** The factor (>= 1) the confirmation bits give. */
+function confirmationFactor(ctx: RuleContext, bits: number): number {
+  const c = ctx.config.allowedFlows.confirmation;
+  return (bits & BY_PROTOCOL ? c.protocol : 1) * (bits & BY_PROCESS ? c.process : 1);
+}
+
+/**
+ * A first permitted session on a (destination, port): the service's weight times the pair rules,
+ * times what the sensor confirmed (`confirmation`).
+ */
 export function adminSession(
   ctx: RuleContext,
   src: EntityState,
@@ -65,10 +125,27 @@ export function adminSession(
   service: LateralService,
   port: number,
   at: number,
+  f?: Flow,
 ): Contribution {
   const base = ctx.config.allowedFlows.services[service];
-  const weight = base * pairVerdict(ctx, src, dst, service).verdict.factor;
-  return { rule: 'admin_session', weight, at, src: src.key, dst: dst.key, port, service, count: 1 };
+  const bits = f === undefined ? 0 : confirmation(f, service);
+  const weight = base * pairVerdict(ctx, src, dst, service).verdict.factor * confirmationFactor(ctx, bits);
+  const c: Contribution = { rule: 'admin_session', weight, at, src: src.key, dst: dst.key, port, service, count: 1 };
+  if (bits !== 0) c.detail = bits;
+  return c;
+}
+
+/** The reasons the confirmation bits give, for the evidence. */
+function confirmationReasons(ctx: RuleContext, bits: number, service: LateralService): string[] {
+  const c = ctx.config.allowedFlows.confirmation;
+  const out: string[] = [];
+  if (bits & BY_PROTOCOL) out.push(`the sensor saw ${SERVICE_LABELS[service]} in the payload (Zeek service) (x${fmt(c.protocol)})`);
+  if (bits & BY_PROCESS) {
+    const [name, what] = REMOTE_EXEC_PROCESSES[bits >>> PROCESS_SHIFT] ?? ['?', 'a remote-execution process'];
+    out.push(`accepted on the destination by ${name}, ${what} (WFP Application / Sysmon Image) (x${fmt(c.process)})`);
+  }
+  if (bits & ESTABLISHED) out.push('established and closed normally (Zeek conn_state SF)');
+  return out;
 }
 
 /** Called for every new session destination once the window holds `count` of them. */
@@ -114,7 +191,8 @@ export function describeSession(
   const dst = ctx.entity(c.dst as string);
   const v = src && dst ? pairVerdict(ctx, src, dst, service) : undefined;
   const base = ctx.config.allowedFlows.services[service];
-  const why = v && v.verdict.reasons.length ? `; ${v.verdict.reasons.join('; ')}` : '';
+  const reasons = [...(v ? v.verdict.reasons : []), ...confirmationReasons(ctx, c.detail ?? 0, service)];
+  const why = reasons.length ? `; ${reasons.join('; ')}` : '';
   const each = c.count > 1 ? `, x${c.count}` : '';
   const roles = v ? [roleOf(v.s), roleOf(v.d)] : ['', ''];
   return {

@@ -31,6 +31,7 @@ const AUTO_STOPS = [
   'covenant_sharpsc_query_dcerpc_smb_svcctl',
   'covenant_sharpsc_start_dcerpc_smb_svcctl',
   'covenant_sharpsc_stop_dcerpc_smb_svcctl',
+  'empire_shell_dcerpc_smb_service_dll_hijack', // services.exe accepted the call: remote service control
   'purplesharp_ad_playbook_I',
 ];
 
