@@ -175,11 +175,11 @@ export class ReplicaTrial {
       this.row === 'leader-sigstop' && faultPoint
         ? { CORDON_FAULT: faultPoint, CORDON_FAULT_SIGNAL: 'SIGSTOP', CORDON_FAULT_ONCE_FILE: this.marker(faultPoint) }
         : {};
-    const process = await startCordon({ name, configFile: file, env: { CORDON_LOG_LEVEL: 'warn', ...env } });
-    const replica: Replica = { name, process, ...(proxy ? { proxy } : {}) };
+    const child = await startCordon({ name, configFile: file, env: { CORDON_LOG_LEVEL: process.env.FAULTS_LOG_LEVEL ?? 'warn', ...env } });
+    const replica: Replica = { name, process: child, ...(proxy ? { proxy } : {}) };
     this.started.push(replica);
     this.live.push(replica);
-    await process.waitReady(120_000);
+    await child.waitReady(120_000);
     return replica;
   }
 

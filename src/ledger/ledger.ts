@@ -6,7 +6,7 @@ import type { Logger } from '../logger';
 import { LedgerBrokenError } from './audit';
 import { canonicalJson } from './canonical';
 import { GENESIS, hashRecord, nextRecord, readRecord, type ChainHead } from './chain';
-import { LedgerLockLostError, WriterLock } from './lock';
+import { LedgerLockLostError, raiseEpoch, WriterLock } from './lock';
 import { ledgerOffsets, readLastMessage, WRITER_HEADER } from './reader';
 import { catchUp, rebuild, type DropGuard, type RebuildResult, type ReplayTarget } from './rebuild';
 import type { LedgerEntry, LedgerRecord } from './records';
@@ -38,6 +38,16 @@ export class LedgerWriteError extends Error {
 }
 export class LedgerClosedError extends Error {
   override name = 'LedgerClosedError';
+}
+/** The lock's epoch is not above the one the ledger's last record was written with: Redis lost its counter. */
+class EpochBehindError extends Error {
+  override name = 'EpochBehindError';
+  constructor(
+    readonly recorded: number,
+    readonly held: number,
+  ) {
+    super(`the ledger's last record was written by epoch ${recorded}, but this writer's lock has epoch ${held}`);
+  }
 }
 
 export interface LedgerOptions {
@@ -72,6 +82,12 @@ export type Startup =
   | { registry: 'rebuilt'; rebuild: RebuildResult };
 
 type Head = ChainHead & { offset: string };
+
+/** The epoch in a writer token (`<owner>#<epoch>`), if it has one. */
+function epochOf(token: string | undefined): number | undefined {
+  const m = token ? /#(\d+)$/.exec(token) : null;
+  return m ? Number(m[1]) : undefined;
+}
 
 /** Idempotent, one request in flight: the broker drops a retried duplicate and keeps the order. */
 function createProducer(kafka: Kafka): Producer {
@@ -113,8 +129,24 @@ export class Ledger {
     this.log = options.log.child({ component: 'ledger', topic: options.topic });
   }
 
-  /** Takes the writer lock (LedgerLockedError when another writer holds it), reads the head, syncs the registry. */
+  /**
+   * Takes the writer lock (LedgerLockedError when another writer holds it), reads the head, syncs the
+   * registry. A lock whose epoch is not above the one of the ledger's last record (the epoch counter
+   * in Redis started again: Redis lost its data) is released, the counter raised past the recorded
+   * epoch, and the lock taken again: fencing tokens keep growing across a loss of Redis.
+   */
   static async open(options: LedgerOptions): Promise<Ledger> {
+    try {
+      return await Ledger.openOnce(options);
+    } catch (err) {
+      if (!(err instanceof EpochBehindError)) throw err;
+      await raiseEpoch(options.redis, options.prefix, err.recorded);
+      options.log.warn({ recorded: err.recorded, held: err.held }, `${err.message}: the epoch counter was behind (Redis lost its data?); raised past ${err.recorded} and the lock taken again`);
+      return Ledger.openOnce(options);
+    }
+  }
+
+  private static async openOnce(options: LedgerOptions): Promise<Ledger> {
     const owner = options.owner ?? `${hostname()}:${process.pid}`;
     let ledger: Ledger | undefined;
     const lock = await WriterLock.acquire(options.redis, options.prefix, owner, {
@@ -400,14 +432,17 @@ export class Ledger {
   }
 
   private async start(mode: 'sync' | 'rebuild'): Promise<void> {
-    this.head_ = await this.readTopicHead();
+    const { writer, ...head } = await this.readTopicHead();
+    const recorded = epochOf(writer);
+    if (recorded !== undefined && recorded >= this.lock.epoch) throw new EpochBehindError(recorded, this.lock.epoch);
+    this.head_ = head;
     if (mode === 'rebuild') this.startup_ = { registry: 'rebuilt', rebuild: await this.rebuildRegistry() };
     else this.startup_ = await this.syncRegistry();
     this.log.info({ seq: this.head_.seq, hash: this.head_.hash, registry: this.startup_.registry }, 'ledger writer ready');
   }
 
-  /** The last record on the topic: the head this writer continues. */
-  private async readTopicHead(): Promise<Head> {
+  /** The last record on the topic: the head this writer continues, and the token of the writer that appended it. */
+  private async readTopicHead(): Promise<Head & { writer?: string }> {
     const { kafka, topic } = this.options;
     const { message, offsets } = await readLastMessage(kafka, topic);
     if (!message) {
@@ -421,7 +456,7 @@ export class Ledger {
     if (hashRecord(read.raw) !== read.record.hash) {
       throw new LedgerStateError(`the last record of ${topic} (offset ${message.offset}, seq ${read.record.seq}) does not match its hash; run cordon audit verify`);
     }
-    return { seq: read.record.seq, hash: read.record.hash, offset: message.offset };
+    return { seq: read.record.seq, hash: read.record.hash, offset: message.offset, ...(message.writer ? { writer: message.writer } : {}) };
   }
 
   /** After an append whose outcome is unknown: the topic says what the head is. */
@@ -430,7 +465,8 @@ export class Ledger {
     this.producer = createProducer(this.options.kafka);
     await this.producer.connect();
     const before = this.head_.seq;
-    this.head_ = await this.readTopicHead();
+    const { writer: _writer, ...head } = await this.readTopicHead();
+    this.head_ = head;
     this.needsResync = false;
     this.log.warn({ before, after: this.head_.seq }, 'ledger head re-read from the topic after a failed append');
     await this.syncRegistry();

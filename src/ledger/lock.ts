@@ -44,6 +44,22 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
+/** Raises the epoch counter to ARGV[1] when it is lower (never lowers it). KEYS: epoch. */
+const RAISE = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) return 1 end
+return 0
+`;
+
+/**
+ * Makes the next acquisition's epoch higher than `epoch` (one the ledger recorded). After Redis lost
+ * its data the counter starts again at 1, below the epochs the ledger and the enforcement layer
+ * (a pod's cordon.io/writer-epoch) have seen; raised past them, a new leader's fence is the newest.
+ */
+export async function raiseEpoch(redis: Redis, prefix: string, epoch: number): Promise<boolean> {
+  return (await redis.eval(RAISE, 1, ledgerKeys(prefix).epoch, epoch)) === 1;
+}
+
 export interface WriterLockOptions {
   /** How long the lock lives without renewal (default 15 s). */
   ttlMs?: number;
