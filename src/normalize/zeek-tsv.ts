@@ -47,13 +47,11 @@ interface Header {
 }
 
 const fresh = (): Header => ({ separator: '\t', emptyField: '(empty)', unsetField: '-' });
+const FRESH: Readonly<Header> = Object.freeze(fresh());
 
-function headerOf(ctx: StreamContext): Header {
-  const h = ctx.state.get(STATE_KEY) as Header | undefined;
-  if (h) return h;
-  const created = fresh();
-  ctx.state.set(STATE_KEY, created);
-  return created;
+/** The stream's header, never changed in place: a header line that changes it puts a new one. */
+function headerOf(ctx: StreamContext): Readonly<Header> {
+  return (ctx.state.get(STATE_KEY) as Header | undefined) ?? FRESH;
 }
 
 /** Zeek's `\xHH` escapes (the writer escapes the separator and non-printable bytes that way). */
@@ -78,12 +76,26 @@ function metaValue(name: string, value: string): string | Outcome {
   return v;
 }
 
+/**
+ * A header line's outcome. The stream's header is replaced, not changed in place, and only when
+ * the line changes it, so a caller can tell a line that changed the stream's state (the ingest
+ * keeps those lines to rebuild the state after a rebalance: src/ingest/stream-headers.ts).
+ */
 function header(line: string, ctx: StreamContext): Outcome {
-  const h = headerOf(ctx);
+  const before = headerOf(ctx);
+  const h: Header = { ...before };
+  const outcome = readHeader(line, h);
+  if (HEADER_KEYS.some((k) => h[k] !== before[k])) ctx.state.set(STATE_KEY, h);
+  return outcome;
+}
+
+const HEADER_KEYS = ['separator', 'emptyField', 'unsetField', 'path', 'fields', 'read'] as const;
+
+function readHeader(line: string, h: Header): Outcome {
   if (line.startsWith('#separator ')) {
     const sep = metaValue('separator', line.slice('#separator '.length).trimEnd());
     if (typeof sep !== 'string') return sep;
-    ctx.state.set(STATE_KEY, { ...fresh(), separator: sep });
+    Object.assign(h, fresh(), { separator: sep, path: undefined, fields: undefined, read: undefined });
     return skip('zeek: TSV header #separator (a new log begins)');
   }
   const parts = line.replace(/\r$/, '').split(h.separator);
