@@ -58,6 +58,8 @@ const ON_TIME_MS = 2_000;
 const ATTACK_EVERY_MS = 1_500;
 /** The pause between one fault's recovery and the next fault. */
 const FAULT_GAP_MS = 4_000;
+/** A fault that no other replica took over within this long is a violated invariant (the target is 5 s). */
+const TAKEOVER_TIMEOUT_MS = 30_000;
 const LATE_WRITE = /^late write refused/;
 const STEPPED_DOWN = /^leadership lost/;
 
@@ -80,6 +82,8 @@ interface Fault {
   victim: Replica;
   from: number;
   to: number;
+  /** Whether another replica took over (within TAKEOVER_TIMEOUT_MS); if not, `to` is when any replica led again. */
+  takenOver: boolean;
   /** leader-sigstop: how the pause came (fault point or the bench), and the late writes the victim logged as refused. */
   how?: string;
   refused?: string[];
@@ -219,7 +223,7 @@ export class ReplicaTrial {
       else await this.cutLeader();
       await sleep(FAULT_GAP_MS);
     }
-    const steps = this.faults.map((f) => `${((f.to - f.from) / 1000).toFixed(1)} s${f.how ? ` (${f.how}${f.refused ? `; ${describeRefused(f.refused)}` : ''})` : ''}`);
+    const steps = this.faults.map((f) => `${((f.to - f.from) / 1000).toFixed(1)} s${f.takenOver ? '' : ' NOT taken over'}${f.how ? ` (${f.how}${f.refused ? `; ${describeRefused(f.refused)}` : ''})` : ''}`);
     this.note = `${this.faults.length} faults, each until another replica led: ${steps.join(', ')}`;
   }
 
@@ -229,8 +233,7 @@ export class ReplicaTrial {
     replica.process.kill('SIGKILL');
     await replica.process.waitExit(10_000);
     this.live.splice(this.live.indexOf(replica), 1);
-    const to = await this.takenOver(replica, from);
-    this.faults.push({ victim: replica, from, to });
+    this.faults.push({ victim: replica, from, ...(await this.takenOver(replica, from)) });
     await this.spawn();
   }
 
@@ -253,7 +256,7 @@ export class ReplicaTrial {
       victim.process.kill('SIGSTOP');
       how = 'SIGSTOP from the bench';
     }
-    const to = await this.takenOver(victim, from);
+    const { to, takenOver } = await this.takenOver(victim, from);
     await sleep(Math.max(0, to + 1_000 - Date.now()));
     const logged = victim.process.logRecords().length;
     victim.process.kill('SIGCONT');
@@ -263,19 +266,22 @@ export class ReplicaTrial {
       .slice(logged)
       .filter((r) => LATE_WRITE.test(r.msg ?? ''))
       .map((r) => String(r.write));
-    this.faults.push({ victim, from, to, how, refused, steppedDown });
+    this.faults.push({ victim, from, to, takenOver, how, refused, steppedDown });
   }
 
   private async cutLeader(): Promise<void> {
     const replica = await this.leader();
     const from = Date.now();
     replica.proxy!.cut();
-    const to = await this.takenOver(replica, from);
+    const taken = await this.takenOver(replica, from);
     await sleep(Math.max(0, from + this.options.redisCutS * 1000 - Date.now()));
     const logged = replica.process.logRecords().length;
     replica.proxy!.restore();
+    const restored = Date.now();
     const steppedDown = await this.stepsDown(replica, logged);
-    this.faults.push({ victim: replica, from, to, how: `Redis cut ${this.options.redisCutS} s`, steppedDown });
+    // Nobody took over: once Redis answers again the victim takes its lapsed lock back, and leads on.
+    const to = taken.takenOver ? taken.to : await this.takenOver(undefined, restored).then((t) => t.to);
+    this.faults.push({ victim: replica, from, to, takenOver: taken.takenOver, how: `Redis cut ${((restored - from) / 1000).toFixed(0)} s`, steppedDown: taken.takenOver ? steppedDown : undefined });
   }
 
   /** The one replica that leads now (polled every 50 ms). */
@@ -287,12 +293,20 @@ export class ReplicaTrial {
     }, 60_000, 'one leader');
   }
 
-  /** When a replica other than `victim` took the lead after `from`: the `leader since` its /readyz says. */
-  private takenOver(victim: Replica, from: number): Promise<number> {
-    return this.waitFor(async () => {
-      const roles = await Promise.all(this.live.filter((r) => r !== victim).map(roleOf));
-      return roles.find((r) => r.role === 'leader' && r.since! >= from)?.since;
-    }, 60_000, `takeover from ${victim.name}`);
+  /**
+   * When a replica other than `victim` took the lead after `from`: the `leader since` its /readyz
+   * says. If none did within TAKEOVER_TIMEOUT_MS: when any replica leads again (the victim too).
+   */
+  private async takenOver(victim: Replica | undefined, from: number): Promise<{ to: number; takenOver: boolean }> {
+    const since = (candidates: Replica[], timeoutMs: number) =>
+      this.waitFor(async () => {
+        const roles = await Promise.all(candidates.map(roleOf));
+        return roles.find((r) => r.role === 'leader' && r.since! >= from)?.since;
+      }, timeoutMs, `takeover from ${victim?.name ?? 'nobody'}`);
+    const other = await since(this.live.filter((r) => r !== victim), TAKEOVER_TIMEOUT_MS).catch(() => undefined);
+    if (other !== undefined) return { to: other, takenOver: true };
+    const any = await this.leader();
+    return { to: Math.max(from, (await roleOf(any)).since ?? Date.now()), takenOver: false };
   }
 
   /** Whether the resumed (or reconnected) victim logs that it lost the lead, answers standby, and still runs. */
@@ -387,6 +401,8 @@ export class ReplicaTrial {
     expect('each lease recorded once: one pending, one end', orphans === 0, `${orphans} extra record(s)`);
     const verify = await verifyLedger(this.kafka, this.config.kafka.topics.ledger);
     expect('the ledger verifies', verify.ok, verify.ok ? `${verify.count} records` : `broken at seq ${verify.seq}: ${verify.reason}`);
+    const stuck = this.faults.filter((f) => !f.takenOver);
+    expect(`every fault taken over by another replica within ${TAKEOVER_TIMEOUT_MS / 1000} s`, stuck.length === 0, `${this.faults.length - stuck.length} of ${this.faults.length}${stuck.length ? ` (not: ${stuck.map((f) => f.victim.name).join(', ')})` : ''}`);
     this.checkFencing(messages.map((m) => m.writer), expect);
 
     const recordLags = released.map((l) => l.endedAt! - l.restoredAt!);
