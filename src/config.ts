@@ -83,6 +83,8 @@ export const ConfigSchema = z.object({
           incidents: TopicName.default('cordon.incidents'),
           ledger: TopicName.default('cordon.ledger'),
           lifecycle: TopicName.default('cordon.lifecycle'),
+          /** Hop chains across partitions (src/correlate/handoff.ts); default: the events topic's name + `.handoffs`. */
+          handoffs: TopicName.optional(),
         })
         .prefault({}),
       groups: z

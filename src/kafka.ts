@@ -72,6 +72,11 @@ function scram({ mechanism, username, password }: NonNullable<KafkaCredentials['
 export const FETCH = { maxBytesPerPartition: 1024 * 1024, maxBytes: 10 * 1024 * 1024 } as const;
 
 /** Every topic Cordon reads or writes, with its partitioning and retention. Created explicitly, never auto-created. */
+/** Where correlators hand hop chains to each other's partitions (src/correlate/handoff.ts). */
+export function handoffTopic(config: Config): string {
+  return config.kafka.topics.handoffs ?? `${config.kafka.topics.events}.handoffs`;
+}
+
 export function cordonTopics(config: Config): ITopicConfig[] {
   const n = config.kafka.partitions;
   const t = config.kafka.topics;
@@ -81,6 +86,7 @@ export function cordonTopics(config: Config): ITopicConfig[] {
     { topic: t.dlq, numPartitions: 1, configEntries: [bigRecords(16)] },
     { topic: t.incidents, numPartitions: n },
     { topic: t.lifecycle, numPartitions: n },
+    { topic: handoffTopic(config), numPartitions: n },
     { topic: t.ledger, numPartitions: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] },
   ].map((topic) => ({ replicationFactor: -1, ...topic }));
 }

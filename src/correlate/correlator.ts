@@ -4,7 +4,8 @@ import { CoPartitionedAssigner } from '../assigner';
 import type { Config } from '../config';
 import { ConsumerSupervisor } from '../consumer-supervisor';
 import type { FlowRecorder } from '../flows/recorder';
-import { FETCH, partitionCount, sendInChunks } from '../kafka';
+import { FETCH, handoffTopic, partitionCount, sendInChunks } from '../kafka';
+import { deadLetter } from '../ingest/dead-letter';
 import { IncidentStore, type StoreItem } from '../incidents/store';
 import { decodeStatusRequests } from '../incidents/status-requests';
 import { Intake } from '../ingest/intake';
@@ -15,6 +16,7 @@ import { partitionFor } from '../partition';
 import { latestPerIncident } from './coalesce';
 import { CorrelationEngine, type Change, type EngineSnapshot } from './engine';
 import { StatusBacklog, type Waiting } from './status-backlog';
+import { decodeHandoff, handoffKey, type Handoff } from './handoff';
 import type { StatusRequest } from '../incidents/lifecycle';
 
 /** What a partition's snapshot holds: engine state, the dedup marks, and the offsets it is valid at. */
@@ -32,6 +34,8 @@ interface PartitionSnapshot {
 interface Applied {
   changes: Change[];
   dead: Message[];
+  /** Hop chains handed to other partitions (handoff.ts). */
+  handoffs: Message[];
   applied: number;
   duplicates: number;
 }
@@ -80,6 +84,7 @@ export class Correlator {
   private dirty = false;
   private snapshotTimer: NodeJS.Timeout | undefined;
   private readonly supervisor: ConsumerSupervisor;
+  private readonly handoffTopic: string;
 
   constructor(private readonly deps: CorrelatorDeps) {
     const { kafka, config } = deps;
@@ -88,6 +93,7 @@ export class Correlator {
     type Read = { format: Format | 'auto'; origin: 'record' | 'header' };
     this.reads = new Map<string, Read>(config.kafka.inputs.filter((i) => i.keyed).map((i) => [i.topic, { format: i.format, origin: 'record' }]));
     this.reads.set(config.kafka.topics.events, { format: 'cordon', origin: 'header' });
+    this.handoffTopic = handoffTopic(config);
     this.consumer = kafka.consumer({
       groupId: config.kafka.groups.correlate,
       partitionAssigners: [CoPartitionedAssigner],
@@ -101,10 +107,12 @@ export class Correlator {
 
   async start(): Promise<void> {
     this.partitions = await partitionCount(this.deps.kafka, this.deps.config.kafka.topics.events);
+    const partitions = this.partitions;
+    this.engine.shareAcross((key) => partitionFor(key, partitions));
     await this.producer.connect();
     await this.consumer.connect();
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
-    await this.consumer.subscribe({ topics: [...this.reads.keys(), this.deps.config.kafka.topics.lifecycle], fromBeginning: true });
+    await this.consumer.subscribe({ topics: [...this.reads.keys(), this.deps.config.kafka.topics.lifecycle, this.handoffTopic], fromBeginning: true });
     this.running = true;
     await this.run();
     this.snapshotTimer = setInterval(() => this.snapshotSoon(), Math.max(10, this.deps.config.correlate.snapshotIntervalMs));
@@ -170,11 +178,11 @@ export class Correlator {
     const started = process.hrtime.bigint();
     const { topic, partition } = batch;
     const owned = this.owned.get(partition) ?? (await this.claim(partition));
-    const { changes, dead, applied, duplicates } = topic === this.deps.config.kafka.topics.lifecycle ? this.applyStatusRequests(batch, owned) : this.applyEvents(batch, owned);
+    const { changes, dead, handoffs, applied, duplicates } = this.applyRecords(batch, owned);
     owned.next.set(topic, String(Number(batch.lastOffset()) + 1));
     this.dirty = true;
     try {
-      await this.publishDurably(changes, dead, heartbeat);
+      await this.publishDurably(changes, dead, handoffs, heartbeat);
     } catch (err) {
       // Stopping with results unwritten: the partition is left out of the last snapshot.
       this.owned.delete(partition);
@@ -185,7 +193,45 @@ export class Correlator {
     this.record(applied, duplicates, started);
   }
 
-  private applyEvents(batch: Batch, owned: Owned): Applied {
+  private applyRecords(batch: Batch, owned: Owned): Applied {
+    const { topics } = this.deps.config.kafka;
+    const out =
+      batch.topic === topics.lifecycle ? this.applyStatusRequests(batch, owned) : batch.topic === this.handoffTopic ? this.applyHandoffs(batch, owned) : this.applyEvents(batch, owned);
+    return { ...out, handoffs: this.engine.takeHandoffs().map((h) => this.toHandoffMessage(h)) };
+  }
+
+  private toHandoffMessage(h: Handoff): Message {
+    const key = handoffKey(h);
+    return { key, partition: partitionFor(key, this.partitions), value: JSON.stringify(h), headers: { [CHANGE_HEADER]: h.type } };
+  }
+
+  /**
+   * Hand-offs from other partitions' engines (hop chains): parsed at the edge; one whose key this
+   * partition does not own is refused (it would plant state where no snapshot keeps it).
+   */
+  private applyHandoffs(batch: Batch, owned: Owned): Omit<Applied, 'handoffs'> {
+    const changes: Change[] = [];
+    const dead: Message[] = [];
+    let applied = 0;
+    let duplicates = 0;
+    for (const m of batch.messages) {
+      if (!firstTime(owned.applied, `${batch.topic}/${batch.partition}/${m.offset}/0`)) {
+        duplicates++;
+        continue;
+      }
+      const decoded = decodeHandoff(m.value);
+      if (decoded.ok && partitionFor(handoffKey(decoded.handoff), this.partitions) === batch.partition) {
+        for (const change of this.engine.applyHandoff(decoded.handoff)) changes.push(change);
+        applied++;
+        continue;
+      }
+      const reason = decoded.ok ? `key ${handoffKey(decoded.handoff)} is not owned by partition ${batch.partition}` : decoded.reason;
+      dead.push(deadLetter(m, { topic: batch.topic, partition: batch.partition, offset: m.offset, timestamp: m.timestamp }, reason, 'handoff', this.clock()));
+    }
+    return { changes, dead, applied, duplicates };
+  }
+
+  private applyEvents(batch: Batch, owned: Owned): Omit<Applied, 'handoffs'> {
     const read = this.reads.get(batch.topic)!;
     const { admitted, dead } = this.intake.admitBatch(batch, read.format, read.origin);
     const changes: Change[] = [];
@@ -203,7 +249,7 @@ export class Correlator {
   }
 
   /** Status changes asked by containment and analysts, applied in order with the evidence. */
-  private applyStatusRequests(batch: Batch, owned: Owned): Applied {
+  private applyStatusRequests(batch: Batch, owned: Owned): Omit<Applied, 'handoffs'> {
     const { requests, dead } = decodeStatusRequests(batch, this.clock());
     const changes: Change[] = [];
     let duplicates = 0;
@@ -245,10 +291,10 @@ export class Correlator {
    * so their results are written however long it takes. Stopping gives up; the partition is then
    * not snapshotted, and the next owner replays from the last snapshot.
    */
-  private async publishDurably(changes: Change[], dead: Message[], heartbeat: () => Promise<void>): Promise<void> {
+  private async publishDurably(changes: Change[], dead: Message[], handoffs: Message[], heartbeat: () => Promise<void>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.publish(changes, dead);
+        return await this.publish(changes, dead, handoffs);
       } catch (err) {
         if (!this.running) throw err;
         const retryInMs = Math.min(5_000, 250 * 2 ** Math.min(attempt - 1, 5));
@@ -259,12 +305,13 @@ export class Correlator {
     }
   }
 
-  private async publish(all: Change[], dead: Message[]): Promise<void> {
+  private async publish(all: Change[], dead: Message[], handoffs: Message[]): Promise<void> {
     const { topics } = this.deps.config.kafka;
     const changes = latestPerIncident(all).map(encode);
     const topicMessages = [];
     if (changes.length > 0) topicMessages.push({ topic: topics.incidents, messages: changes.map(toMessage) });
     if (dead.length > 0) topicMessages.push({ topic: topics.dlq, messages: dead });
+    if (handoffs.length > 0) topicMessages.push({ topic: this.handoffTopic, messages: handoffs });
     if (topicMessages.length === 0) return;
     await sendInChunks(this.producer, topicMessages);
     await this.incidents.putAll(changes.map((c) => c.item));

@@ -600,10 +600,9 @@ export class CorrelationEngine implements rules.RuleContext {
     if (open) this.sendReach(dst, root);
   }
 
-  /** The reach goes to the target's partition; this engine keeps the link too (it may own both). */
+  /** The reach goes to the target's partition, through Kafka even when this engine owns it too. */
   private sendReach(dst: EntityState, root: string): void {
     const s = dst.sus;
-    this.handoffs.link(dst.key, { root, at: s.upstreamAt, foothold: s.foothold });
     this.outbox.push({ type: 'reach', root, target: dst.key, at: s.upstreamAt, foothold: s.foothold });
     this.handoffStats.reached += 1;
   }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ANOMALY_KINDS } from '../events';
+import { describeIssues, parseJson } from '../validation';
 import { RULES } from './evidence';
 import { SERVICE_CLASSES } from './ports';
 
@@ -92,19 +93,13 @@ export function handoffKey(h: Handoff): string {
 
 export type Decoded = { ok: true; handoff: Handoff } | { ok: false; reason: string };
 
-/** Parse one record's bytes; the reason names the first field that is wrong. */
+/** Parse one record's bytes; the reason names the fields that are wrong. */
 export function decodeHandoff(bytes: Buffer | string | null): Decoded {
-  if (bytes === null) return { ok: false, reason: 'empty record' };
-  let json: unknown;
-  try {
-    json = JSON.parse(String(bytes));
-  } catch {
-    return { ok: false, reason: 'not JSON' };
-  }
-  const parsed = HandoffSchema.safeParse(json);
-  if (parsed.success) return { ok: true, handoff: parsed.data };
-  const issue = parsed.error.issues[0]!;
-  return { ok: false, reason: `${issue.path.join('.') || 'record'}: ${issue.message}` };
+  if (bytes === null) return { ok: false, reason: 'empty record (tombstone)' };
+  const json = parseJson(String(bytes));
+  if (!json.ok) return json;
+  const parsed = HandoffSchema.safeParse(json.value);
+  return parsed.success ? { ok: true, handoff: parsed.data } : { ok: false, reason: describeIssues(parsed.error) };
 }
 
 /** A forward's id: a hash of what it says, so an engine replaying the same events sends the same id. */

@@ -223,10 +223,11 @@ describe('hand-off records at the edge', () => {
   });
 
   it.each([
-    ['not JSON', '{', 'not JSON'],
+    ['not JSON', '{', 'malformed JSON'],
+    ['a prototype-polluting key', '{"type":"reach","__proto__":{}}', 'forbidden key'],
     ['an unknown type', JSON.stringify({ ...forward, type: 'merge' }), 'type'],
     ['an inflated weight', JSON.stringify({ ...forward, found: [{ ...forward.found[0], weight: 1e6 }] }), 'found.0.weight'],
-    ['a field it does not know', JSON.stringify({ ...forward, extra: 1 }), 'record'],
+    ['a field it does not know', JSON.stringify({ ...forward, extra: 1 }), '(root)'],
     ['no evidence', JSON.stringify({ ...forward, found: [] }), 'found'],
     ['a bad id', JSON.stringify({ ...forward, id: 'x' }), 'id'],
   ])('refuses %s and names the field', (_what, bytes, field) => {

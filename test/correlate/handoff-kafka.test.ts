@@ -1,0 +1,148 @@
+import Redis from 'ioredis';
+import { AssignerProtocol, type Kafka } from 'kafkajs';
+import type { Config } from '../../src/config';
+import { CHANGE_HEADER, Correlator } from '../../src/correlate/correlator';
+import type { Incident } from '../../src/correlate/incident';
+import { replay } from '../../src/correlate/replay';
+import { subjectKey, type CordonEvent } from '../../src/events';
+import { ORIGIN_HEADER } from '../../src/ingest/intake';
+import { DLQ_HEADERS } from '../../src/ingest/dead-letter';
+import { handoffTopic } from '../../src/kafka';
+import { Metrics } from '../../src/metrics';
+import { partitionFor } from '../../src/partition';
+import { createTopics, deleteTopics, header, readTopic, testKafka } from '../support/kafka';
+import { REDIS_URL, eventually, testConfig, testLog } from '../support/stack';
+import { BUILDER_SOURCES, MIN, T0, denied, host, keyOf, trustingBuilder, type Party } from './builder';
+
+jest.setTimeout(120_000);
+
+/**
+ * Two correlators in one consumer group, two partitions: each owns one. A reaches B on A's
+ * partition, B reaches C on B's: the hand-off topic joins them into one incident rooted at A,
+ * the one `cordon replay` gives for the same events.
+ */
+describe('hop chains across two correlator replicas (real Kafka and Redis)', () => {
+  let kafka: Kafka;
+  let redis: Redis;
+  let config: Config;
+  const replicas: Correlator[] = [];
+
+  beforeAll(async () => {
+    kafka = testKafka();
+    redis = new Redis(REDIS_URL);
+    config = testConfig('handoff', { correlate: { snapshotIntervalMs: 200, engine: { roles: { trustedLabelSources: BUILDER_SOURCES } } } });
+    config.kafka.partitions = 2;
+    await createTopics(kafka, config);
+  });
+  afterAll(async () => {
+    for (const r of replicas) await r.stop();
+    await deleteTopics(kafka, config);
+    redis.disconnect();
+  });
+
+  /** Hosts whose keys land on the given partitions, in order. */
+  function hostsOn(wanted: number[]): Party[] {
+    const out: Party[] = [];
+    for (let n = 1; out.length < wanted.length; n++) {
+      const h = host(`ws${n}`, `10.8.0.${n}`, 'workstation');
+      if (partitionFor(keyOf(h), 2) === wanted[out.length]) out.push(h);
+    }
+    return out;
+  }
+
+  let offset = 0;
+  async function publish(events: CordonEvent[]): Promise<void> {
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic: config.kafka.topics.events,
+      messages: events.map((event) => ({
+        key: subjectKey(event),
+        partition: partitionFor(subjectKey(event), 2),
+        value: JSON.stringify(event),
+        timestamp: String(event.time),
+        headers: { [ORIGIN_HEADER]: `in/0/${offset++}/0` },
+      })),
+    });
+    await producer.disconnect();
+  }
+
+  async function bothAssigned(): Promise<void> {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await eventually(async () => {
+        const { groups } = await admin.describeGroups([config.kafka.groups.correlate]);
+        const g = groups[0];
+        if (g?.state !== 'Stable' || g.members.length !== 2) return undefined;
+        const owned = g.members.map((m) => AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[config.kafka.topics.events] ?? []);
+        return owned.every((p) => p.length === 1) ? true : undefined;
+      }, 60_000, 'two members owning one partition each');
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  it('ends A to B (partition 0) and B to C (partition 1) in one incident rooted at A, as replay does', async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = new Correlator({ kafka: testKafka(), redis, config, log: testLog, metrics: new Metrics({ defaultMetrics: false }) });
+      replicas.push(r);
+      await r.start();
+    }
+    await bothAssigned();
+    const [a, b, c] = hostsOn([0, 1, 0]);
+    const first = denied(a!, b!, 135, T0);
+    const second = denied(b!, c!, 445, T0 + 30 * MIN);
+
+    await publish([first]);
+    // B's owner has taken the reach in before B moves (B's own moves come minutes later in real life)
+    const owner = await eventually(async () => replicas.find((r) => r.engine.snapshot().handoffs?.links.some(([t]) => t === keyOf(b!))), 30_000, "the reach on B's partition");
+    expect(partitionFor(keyOf(a!), 2)).not.toBe(partitionFor(keyOf(b!), 2));
+    await publish([second]);
+
+    const messages = await readTopic(kafka, config.kafka.topics.incidents, (ms) =>
+      ms.some((m) => (JSON.parse(String(m.value)) as Incident).path.nodes.length === 3),
+    );
+    const versions = messages.map((m) => JSON.parse(String(m.value)) as Incident);
+    expect(new Set(versions.map((i) => i.id)).size).toBe(1);
+    expect(header(messages[0]!, CHANGE_HEADER)).toBe('incident_opened');
+    const last = versions.at(-1)!;
+    expect(last.root).toBe(keyOf(a!));
+    expect(last.path.nodes).toEqual([keyOf(a!), keyOf(b!), keyOf(c!)]);
+    expect(last.entities.find((e) => e.key === keyOf(b!))!.position).toBe('pivot');
+    expect(owner.engine.listIncidents().filter((i) => i.root === keyOf(b!))).toEqual([]);
+
+    // the same answer as one process replaying the same events
+    const single = replay([first, second], trustingBuilder()).incidents;
+    expect(single.map((i) => [i.id, i.root, i.path.nodes, i.score])).toEqual([[last.id, last.root, last.path.nodes, last.score]]);
+    // and the store shows one campaign
+    const stored = await eventually(async () => {
+      const i = await replicas[0]!.incidents.get(last.id);
+      return i && i.path.nodes.length === 3 ? i : undefined;
+    });
+    expect(stored.root).toBe(keyOf(a!));
+
+    const handoffs = await readTopic(kafka, handoffTopic(config), (ms) => ms.length >= 2);
+    expect(handoffs.map((m) => header(m, CHANGE_HEADER))).toEqual(['reach', 'forward']);
+  });
+
+  it('refuses a hand-off that does not parse, or that names a key its partition does not own, as a dead letter', async () => {
+    const [onZero] = hostsOn([0]);
+    const producer = kafka.producer();
+    await producer.connect();
+    const forged = { type: 'reach', root: 'host:evil', target: keyOf(onZero!), at: T0, foothold: true };
+    await producer.send({
+      topic: handoffTopic(config),
+      messages: [
+        { key: 'x', partition: 0, value: JSON.stringify({ type: 'reach', root: 'host:evil' }) },
+        { key: 'y', partition: 1, value: JSON.stringify(forged) },
+      ],
+    });
+    await producer.disconnect();
+    const dead = await readTopic(kafka, config.kafka.topics.dlq, (ms) => ms.length >= 2);
+    const reasons = dead.map((m) => header(m, DLQ_HEADERS.reason)).sort();
+    expect(reasons[0]).toMatch(/^key host:ws\d+ is not owned by partition 1$/);
+    expect(reasons[1]).toMatch(/target/);
+    for (const r of replicas) expect(r.engine.snapshot().handoffs?.links.some(([, root]) => root === 'host:evil')).toBe(false);
+  });
+});
