@@ -143,6 +143,7 @@ describe('hop chains across two correlator replicas (real Kafka and Redis)', () 
     const reasons = dead.map((m) => header(m, DLQ_HEADERS.reason)).sort();
     expect(reasons[0]).toMatch(/^key host:ws\d+ is not owned by partition 1$/);
     expect(reasons[1]).toMatch(/target/);
+    expect(dead.map((m) => header(m, DLQ_HEADERS.format))).toEqual(['handoff', 'handoff']);
     for (const r of replicas) expect(r.engine.snapshot().handoffs?.links.some(([, root]) => root === 'host:evil')).toBe(false);
   });
 });

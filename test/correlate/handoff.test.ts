@@ -1,7 +1,7 @@
 import type { CordonEvent } from '../../src/events';
 import { subjectKey } from '../../src/events';
 import { CorrelationEngine, type Change } from '../../src/correlate/engine';
-import { decodeHandoff, handoffKey, type Forward, type Handoff } from '../../src/correlate/handoff';
+import { HandoffMemory, decodeHandoff, forwardId, handoffKey, type Forward, type Handoff } from '../../src/correlate/handoff';
 import type { Incident } from '../../src/correlate/incident';
 import { replay } from '../../src/correlate/replay';
 import { partitionFor } from '../../src/partition';
@@ -229,10 +229,47 @@ describe('hand-off records at the edge', () => {
     ['an inflated weight', JSON.stringify({ ...forward, found: [{ ...forward.found[0], weight: 1e6 }] }), 'found.0.weight'],
     ['a field it does not know', JSON.stringify({ ...forward, extra: 1 }), '(root)'],
     ['no evidence', JSON.stringify({ ...forward, found: [] }), 'found'],
+    ['more than 8 pieces of evidence', JSON.stringify({ ...forward, found: Array.from({ length: 9 }, () => forward.found[0]) }), 'found'],
+    ['a rule it does not know', JSON.stringify({ ...forward, found: [{ ...forward.found[0], rule: 'trust_me' }] }), 'found.0.rule'],
     ['a bad id', JSON.stringify({ ...forward, id: 'x' }), 'id'],
   ])('refuses %s and names the field', (_what, bytes, field) => {
     const d = decodeHandoff(bytes);
     expect(d.ok).toBe(false);
     expect((d as { reason: string }).reason.startsWith(field)).toBe(true);
+  });
+
+  it('keeps at most its cap of links and applied forwards, the oldest going first', () => {
+    const m = new HandoffMemory(16);
+    for (let i = 0; i < 20; i++) m.link(`host:t${i}`, { root: 'host:a', at: T0 + i, foothold: false });
+    expect(m.size.links).toBe(16);
+    expect(m.linkOf('host:t3')).toBeUndefined();
+    expect(m.linkOf('host:t19')).toEqual({ root: 'host:a', at: T0 + 19, foothold: false });
+    // an older reach does not replace a newer link
+    expect(m.link('host:t19', { root: 'host:z', at: T0, foothold: true })).toBe(false);
+  });
+});
+
+describe('a forward applied to the root\'s incident', () => {
+  it('keeps the role the root\'s partition knows over the one the forward carries', () => {
+    const [a, dc, c] = [host('a1', '10.9.1.1', 'workstation'), host('dc1', '10.9.1.2'), host('c1', '10.9.1.3', 'workstation')];
+    const config = trustingBuilder({ roles: { inventory: [{ selector: { name: 'dc1' }, role: 'domain-controller' }] } });
+    const engine = new CorrelationEngine(config);
+    engine.shareAcross(() => 0);
+    engine.ingest(denied(a, c, 135, T0));
+    engine.ingest(denied(a, dc, 445, T0 + MIN));
+    const body: Omit<Forward, 'id'> = {
+      type: 'forward',
+      root: keyOf(a),
+      pivot: keyOf(c),
+      linkedAt: T0,
+      at: T0 + 10 * MIN,
+      found: [{ rule: 'admin_port', weight: 4, at: T0 + 10 * MIN, src: keyOf(c), dst: keyOf(dc), port: 445, service: 'smb', count: 1, reason: 'r', techniques: [] }],
+      edge: { from: keyOf(c), to: keyOf(dc), port: 445, service: 'smb', denied: true },
+      entities: [{ entity: { key: keyOf(dc), kind: 'host', role: 'workstation', roleSource: 'label', name: 'dc1' }, position: 'target' }],
+    };
+    engine.applyHandoff({ ...body, id: forwardId(body) });
+    const inc = engine.listIncidents()[0]!;
+    expect(inc.path.edges.map((e) => [e.from, e.to])).toContainEqual([keyOf(c), keyOf(dc)]);
+    expect(inc.entities.find((e) => e.key === keyOf(dc))).toMatchObject({ role: 'domain-controller', roleSource: 'inventory' });
   });
 });
