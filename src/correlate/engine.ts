@@ -336,6 +336,7 @@ export class CorrelationEngine implements rules.RuleContext {
     if (!cfg.allowedFlows.enabled || cfg.allowedFlows.services[service] === 0) return undefined;
     (dst.served ??= new ServedMemory()).note(service, src.key, t, cfg.windows.pairTtlMs, cfg.allowedFlows.fleetSources);
     if (src.flags & ALLOWLISTED || signals.ordinarySession(this, src, dst, service) !== undefined) return undefined;
+    if (signals.periodicVisit(src, dst, port, t, cfg.limits.sessionsPerEntity)) return undefined;
     const sessions = (src.sessions ??= new PairTable());
     const window = cfg.windows.fanOutMs;
     const newTarget = !signals.reachedSince(sessions, dst.key, t - window);

@@ -1,5 +1,5 @@
 import { WORKLOAD_KINDS } from '../events';
-import { ServedMemory, decodeServed, encodeServed, type EncodedServed } from './baseline';
+import { PeriodicEdges, ServedMemory, decodePeriodic, decodeServed, encodePeriodic, encodeServed, type EncodedPeriodic, type EncodedServed } from './baseline';
 import { RULES, type Rule } from './evidence';
 import type { Campaign } from './incident';
 import { UNKNOWN, type RoleInfo, type RoleSource } from './roles';
@@ -174,6 +174,7 @@ const NONE = new Suspicion();
 class LateralMemory {
   sessions: PairTable | null = null;
   served: ServedMemory | null = null;
+  periodic: PeriodicEdges | null = null;
 }
 
 /** Flag bit: the entity matched the allowlist when it was last described. */
@@ -248,6 +249,14 @@ export class EntityState {
   }
   set served(m: ServedMemory | null) {
     if (m !== null || this.x !== null) (this.x ??= new LateralMemory()).served = m;
+  }
+
+  /** The edges this entity visits on a steady period (a scraper's, a health check's). */
+  get periodic(): PeriodicEdges | null {
+    return this.x === null ? null : this.x.periodic;
+  }
+  set periodic(p: PeriodicEdges | null) {
+    if (p !== null || this.x !== null) (this.x ??= new LateralMemory()).periodic = p;
   }
 
   /** Read the suspicion record (a shared all-zero one when there is none: never write to it). */
@@ -352,6 +361,7 @@ export type EncodedEntity = [
   suspicion: EncodedSuspicion | null,
   sessions?: EncodedPairs | null,
   served?: EncodedServed | null,
+  periodic?: EncodedPeriodic | null,
 ];
 
 type EncodedPairs = [dst: string[], num: number[], fanOutStart: number, fanOutCount: number];
@@ -395,6 +405,7 @@ export function encodeEntity(e: EntityState): EncodedEntity {
         ],
     e.sessions ? encodePairs(e.sessions) : null,
     e.served ? encodeServed(e.served) : null,
+    e.periodic ? encodePeriodic(e.periodic) : null,
   ];
 }
 
@@ -403,7 +414,7 @@ export function decodeEntity(
   incident: (id: string) => Campaign | undefined,
   role: (role: string, source: RoleSource) => RoleInfo,
 ): EntityState {
-  const [key, desc, n, pairs, epm, sus, sessions, served] = encoded;
+  const [key, desc, n, pairs, epm, sus, sessions, served, periodic] = encoded;
   const e = new EntityState(key, 0);
   [e.seen, e.flags, e.described] = [n[0] as number, n[1] as number, n[2] as number];
   if (desc.name !== undefined) e.setName(desc.name);
@@ -415,6 +426,7 @@ export function decodeEntity(
   }
   if (sessions) e.sessions = decodePairs(sessions);
   if (served) e.served = decodeServed(served);
+  if (periodic) e.periodic = decodePeriodic(periodic);
   if (epm) {
     e.epm = new EndpointMapperMemory();
     [e.epm.dst, e.epm.at, e.epm.allowed] = [[...epm[0]], [...epm[1]], [...epm[2]]];

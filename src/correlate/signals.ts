@@ -1,6 +1,7 @@
 import type { Flow } from '../events';
 import type { CorrelationConfig } from './config';
-import { PAIR_FIRST, type EntityState, type PairTable } from './entity-state';
+import { PeriodicEdges } from './baseline';
+import { PAIR_FIRST, PAIR_LAST, type EntityState, type PairTable } from './entity-state';
 import { SERVICE_LABELS, SERVICE_TECHNIQUES, TECHNIQUE_DISCOVERY, type LateralService } from './ports';
 import { DIRECTORY_CLIENT, SERVES_DIRECTORY, type RoleInfo } from './roles';
 import type { Contribution, RuleContext } from './scoring';
@@ -155,6 +156,25 @@ export function sessionFanOut(ctx: RuleContext, src: EntityState, count: number,
   const f = ctx.config.weights.fanOut;
   const weight = count === need ? f.base : f.perTarget;
   return { rule: 'session_fan_out', weight, at, src: src.key, detail: count, count: 1 };
+}
+
+/**
+ * A visit on an edge the source reaches on a steady period (a scraper, a health check; baseline.ts
+ * PeriodicEdges): once learned, its session is not evidence again when the session table has
+ * forgotten it, nor a new destination for fan-out. Notes the visit. Only that edge: the source's
+ * sessions to anyone else weigh as ever, and an edge's first visit is never periodic.
+ */
+export function periodicVisit(src: EntityState, dst: EntityState, port: number, at: number, cap: number): boolean {
+  let p = src.periodic;
+  if (p === null) {
+    const t = src.sessions;
+    const known = t === null ? -1 : t.find(dst.key, port);
+    // nothing to learn until the source comes back to an edge, or its session table churns
+    if (known < 0 && (t === null || t.dst.length < cap)) return false;
+    p = src.periodic = new PeriodicEdges();
+    return p.note(dst.key, port, at, known >= 0 ? (t as PairTable).get(known, PAIR_LAST) : undefined);
+  }
+  return p.note(dst.key, port, at);
 }
 
 /** Whether `dst` is among the sessions first seen since `since`. */
