@@ -1,7 +1,7 @@
-import { PeriodicEdges } from '../../src/correlate/baseline';
+import { PeriodicEdges, ServedMemory, decodeServed, encodeServed } from '../../src/correlate/baseline';
 import { CorrelationEngine } from '../../src/correlate/engine';
 import type { AllowedFlow } from '../../src/events';
-import { MIN, SEC, T0, allowed, host, keyOf, prng, run, trustingBuilder } from './builder';
+import { HOUR, MIN, SEC, T0, allowed, host, keyOf, prng, run, trustingBuilder } from './builder';
 
 /**
  * Periodic scrapers and health checks told apart without configuration (baseline.ts
@@ -105,5 +105,35 @@ describe('periodic edges in the engine', () => {
     expect(restored.entity(keyOf(poller))!.periodic!.isPeriodic(keyOf(ws(1)), 5985)).toBe(true);
     const before = sessions([], restored).reduce((n, i) => n + i.count, 0);
     expect(sessions(polls(24, 30 * SEC, 10, 10), restored).reduce((n, i) => n + i.count, 0)).toBe(before);
+  });
+});
+
+describe('ServedMemory: who reached a destination on which service, packed', () => {
+  it('learns a fleet service from `need` distinct sources within the window, per service', () => {
+    const m = new ServedMemory();
+    expect(m.note('winrm', 'a', T0, HOUR, 3)).toBe(false);
+    expect(m.note('winrm', 'a', T0 + 1, HOUR, 3)).toBe(false); // the same source again
+    expect(m.note('smb', 'b', T0 + 2, HOUR, 3)).toBe(false); // another service
+    expect(m.note('winrm', 'b', T0 + 3, HOUR, 3)).toBe(false);
+    expect(m.note('winrm', 'c', T0 + 2 * HOUR, HOUR, 3)).toBe(false); // a and b are outside the window
+    expect(m.note('winrm', 'd', T0 + 2 * HOUR + 1, HOUR, 3)).toBe(false);
+    expect(m.note('winrm', 'e', T0 + 2 * HOUR + 2, HOUR, 3)).toBe(true);
+    expect(m.serves('winrm')).toBe(true);
+    expect(m.serves('smb')).toBe(false);
+  });
+
+  it('keeps at most CAP contacts, the oldest giving way, and reads snapshots of the unpacked form', () => {
+    const m = new ServedMemory();
+    for (let i = 0; i < 40; i++) m.note('rdp', `s${i}`, T0 + i * MIN, HOUR, 64);
+    expect(m.src).toHaveLength(ServedMemory.CAP);
+    expect(m.src).toContain('s39');
+    expect(m.src).not.toContain('s0');
+    const encoded = encodeServed(m);
+    expect(encoded[0].every((svc) => svc === 3)).toBe(true); // SERVICE_CLASSES: rdp is the fourth
+    expect(encoded[2]).toContain(T0 + 39 * MIN);
+    const back = decodeServed(JSON.parse(JSON.stringify(encoded)));
+    expect(back.src).toEqual(m.src);
+    expect(back.num).toEqual(m.num);
+    expect(decodeServed([[0, 4], ['x', 'y'], [T0, T0 + 1], 0b10000]).serves('winrm')).toBe(true);
   });
 });
