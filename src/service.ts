@@ -111,9 +111,9 @@ export class Service {
               }
               return term;
             },
-            stop: async () => {
+            stop: async (opts) => {
               await checkpoints?.stop();
-              await containment.stop();
+              await containment.stop(opts);
             },
           },
           firstWaitMs: config.contain.lockWaitMs,

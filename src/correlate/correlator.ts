@@ -9,6 +9,7 @@ import { deadLetter } from '../ingest/dead-letter';
 import { IncidentStore, type StoreItem } from '../incidents/store';
 import { decodeStatusRequests } from '../incidents/status-requests';
 import { Intake } from '../ingest/intake';
+import { StreamHeaderStore } from '../ingest/stream-headers';
 import type { Format } from '../normalize/normalizer';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
@@ -102,7 +103,7 @@ export class Correlator {
     this.supervisor = new ConsumerSupervisor(this.consumer, { name: 'correlate', log: deps.log, metrics: deps.metrics, run: () => this.run() });
     this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     this.clock = deps.clock ?? Date.now;
-    this.intake = new Intake(config, deps.metrics, deps.log, this.clock);
+    this.intake = new Intake(config, deps.metrics, deps.log, this.clock, new StreamHeaderStore(deps.redis, config.redis.keyPrefix, deps.log));
   }
 
   async start(): Promise<void> {
@@ -178,6 +179,7 @@ export class Correlator {
     const started = process.hrtime.bigint();
     const { topic, partition } = batch;
     const owned = this.owned.get(partition) ?? (await this.claim(partition));
+    await this.intake.restore(batch, this.reads.get(topic)?.format); // a stream's header lines (VPC, Zeek TSV), from Redis
     const { changes, dead, handoffs, applied, duplicates } = this.applyRecords(batch, owned);
     owned.next.set(topic, String(Number(batch.lastOffset()) + 1));
     this.dirty = true;
@@ -349,6 +351,7 @@ export class Correlator {
   }
 
   private async snapshotAll(): Promise<void> {
+    await this.intake.persist(); // the header lines of the batches committed below
     const commits = [];
     for (const [partition, owned] of this.owned) {
       if (owned.next.size === 0) continue;

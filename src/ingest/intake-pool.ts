@@ -6,6 +6,7 @@ import type { Batch, Message } from '../kafka';
 import type { Format } from '../normalize/normalizer';
 import { murmur2 } from '../partition';
 import { ORIGIN_HEADER, settleBatch, type AdmitLimitsAndInputs, type IntakeCounts, type IntakeDeps, type Refusal } from './intake';
+import { carriesHeaders, type StoredHeaders, type StreamHeaderStore } from './stream-headers';
 
 export interface RekeyRequest {
   kind: 'rekey';
@@ -19,6 +20,10 @@ export interface RekeyRequest {
   ends: Int32Array;
   offsets: string[];
   timestamps: string[];
+  /** The stream's header lines are kept (stream-headers.ts): a new stream is primed, changes reported. */
+  keepHeaders: boolean;
+  /** The stream's stored header lines (null: none), sent when the thread asked for them. */
+  primed?: StoredHeaders | null;
 }
 
 export type ThreadRequest = RekeyRequest | { kind: 'reset' };
@@ -32,9 +37,19 @@ export interface RekeyReply {
   recordTimes: string[];
   refused: Refusal[];
   counts: IntakeCounts;
+  /** The header lines to store, when the batch changed them. */
+  headers?: StoredHeaders;
+  /** How many stored header lines were replayed before the batch. */
+  restored?: number;
 }
 
-type Reply = RekeyReply | { id: number; error: string };
+/** The thread's state of the batch's stream is new (or read again): it wants the stored header lines first. */
+export interface PrimeWanted {
+  id: number;
+  needsPrime: true;
+}
+
+type Reply = RekeyReply | PrimeWanted | { id: number; error: string };
 
 export interface Rekeyed {
   events: Message[];
@@ -47,7 +62,7 @@ export function intakeThreads(setting: number | 'auto', cores = availableParalle
 }
 
 interface Pending {
-  resolve: (reply: RekeyReply) => void;
+  resolve: (reply: RekeyReply | PrimeWanted) => void;
   reject: (err: Error) => void;
 }
 
@@ -67,6 +82,7 @@ export class IntakePool {
     private readonly setup: AdmitLimitsAndInputs,
     size: number,
     private readonly deps: IntakeDeps,
+    private readonly headers?: StreamHeaderStore,
   ) {
     for (let i = 0; i < size; i++) this.threads.push(this.spawn(i));
   }
@@ -77,7 +93,16 @@ export class IntakePool {
 
   async rekey(batch: Batch, format: Format | 'auto', eventPartitions: number): Promise<Rekeyed> {
     const { topic, partition, messages } = batch;
-    const reply = await this.ask(this.route(topic, partition), request(batch, format, eventPartitions, this.nextId++));
+    const thread = this.route(topic, partition);
+    const keep = this.headers !== undefined && carriesHeaders(format);
+    let reply = await this.ask(thread, request(batch, format, eventPartitions, this.nextId++, keep));
+    if ('needsPrime' in reply) {
+      const primed = (await this.headers!.load(topic, partition)) ?? null;
+      reply = await this.ask(thread, { ...request(batch, format, eventPartitions, this.nextId++, keep), primed });
+    }
+    if ('needsPrime' in reply) throw new Error(`intake thread ${thread}: asked for the stream's header lines twice`);
+    if (reply.restored) this.deps.log.info({ topic, partition, offset: messages[0]?.offset, lines: reply.restored }, 'stream header restored');
+    if (reply.headers) await this.headers!.save(topic, partition, reply.headers);
     const events = reply.values.map((value, i) => ({
       key: reply.keys[i]!,
       partition: reply.partitions[i]!,
@@ -102,7 +127,7 @@ export class IntakePool {
     return (murmur2(Buffer.from(`${topic}/${partition}`)) & 0x7fffffff) % this.threads.length;
   }
 
-  private ask(index: number, req: RekeyRequest): Promise<RekeyReply> {
+  private ask(index: number, req: RekeyRequest): Promise<RekeyReply | PrimeWanted> {
     const thread = this.threads[index]!;
     return new Promise((resolve, reject) => {
       thread.pending.set(req.id, { resolve, reject });
@@ -133,7 +158,7 @@ export class IntakePool {
   }
 }
 
-function request(batch: Batch, format: Format | 'auto', eventPartitions: number, id: number): RekeyRequest {
+function request(batch: Batch, format: Format | 'auto', eventPartitions: number, id: number, keepHeaders: boolean): RekeyRequest {
   const { messages } = batch;
   let total = 0;
   for (const m of messages) total += m.value?.length ?? 0;
@@ -146,7 +171,7 @@ function request(batch: Batch, format: Format | 'auto', eventPartitions: number,
     ends[i] = at += m.value.length;
   });
   const buffer = bytes.buffer as ArrayBuffer;
-  return { kind: 'rekey', id, topic: batch.topic, partition: batch.partition, format, eventPartitions, buffer, ends, offsets: messages.map((m) => m.offset), timestamps: messages.map((m) => m.timestamp) };
+  return { kind: 'rekey', id, topic: batch.topic, partition: batch.partition, format, eventPartitions, buffer, ends, offsets: messages.map((m) => m.offset), timestamps: messages.map((m) => m.timestamp), keepHeaders };
 }
 
 /** The built thread script beside this module; under ts-jest, which runs the sources, the build's. */

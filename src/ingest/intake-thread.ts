@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Format } from '../normalize/normalizer';
 import { eventRecord } from './event-record';
 import { IntakeStreams, type AdmitLimitsAndInputs, type RecordIn } from './intake';
-import type { RekeyReply, RekeyRequest, ThreadRequest } from './intake-pool';
+import type { PrimeWanted, RekeyReply, RekeyRequest, ThreadRequest } from './intake-pool';
 
 /**
  * An intake worker thread: verdicts on the batches of the partitions routed to it, in the order
@@ -25,9 +25,17 @@ parentPort!.on('message', (request: ThreadRequest) => {
   }
 });
 
-function rekey(r: RekeyRequest): RekeyReply {
-  const verdicts = streams.verdicts(r.topic, r.partition, records(r), r.format as Format | 'auto', 'record');
-  const reply: RekeyReply = { id: r.id, keys: [], partitions: [], values: [], origins: [], recordTimes: [], refused: verdicts.refused, counts: verdicts.counts };
+function rekey(r: RekeyRequest): RekeyReply | PrimeWanted {
+  const format = r.format as Format | 'auto';
+  const first = Number(r.offsets[0] ?? 0);
+  let restored = 0;
+  if (r.keepHeaders && r.offsets.length > 0 && streams.needsPrime(r.topic, r.partition, first)) {
+    if (r.primed === undefined) return { id: r.id, needsPrime: true };
+    restored = streams.prime(r.topic, r.partition, format, r.primed ?? undefined, first);
+  }
+  const verdicts = streams.verdicts(r.topic, r.partition, records(r), format, 'record');
+  const reply: RekeyReply = { id: r.id, keys: [], partitions: [], values: [], origins: [], recordTimes: [], refused: verdicts.refused, counts: verdicts.counts, restored };
+  if (r.keepHeaders && verdicts.headers) reply.headers = verdicts.headers;
   for (const a of verdicts.admitted) {
     const record = eventRecord(a, r.eventPartitions);
     reply.keys.push(record.key);

@@ -3,10 +3,11 @@ import type { Config } from '../config';
 import { isFlow, type CordonEvent } from '../events';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import type { Format, StreamContext } from '../normalize/normalizer';
+import type { Format } from '../normalize/normalizer';
 import { declareVpcFormat } from '../normalize/vpcflow';
 import { admit, type AdmitLimits } from './admit';
 import { deadLetter, reasonClass } from './dead-letter';
+import { StreamHeaders, carriesHeaders, linesFor, type StoredHeaders, type StreamHeaderStore } from './stream-headers';
 
 /** Header on a rekeyed event naming the input record it came from: `topic/partition/offset/index`. */
 export const ORIGIN_HEADER = 'cordon-origin';
@@ -50,6 +51,24 @@ export interface Verdicts {
   admitted: Admitted[];
   refused: Refusal[];
   counts: IntakeCounts;
+  /** The stream's header lines to store, when a record of the batch changed them. */
+  headers?: StoredHeaders;
+}
+
+/** A stream's state, with a count of the changes made to it (a normalizer replaces a value to change it). */
+class StreamState extends Map<string, unknown> {
+  changes = 0;
+  override set(key: string, value: unknown): this {
+    this.changes++;
+    return super.set(key, value);
+  }
+}
+
+interface Stream {
+  ctx: { state: StreamState };
+  headers: StreamHeaders;
+  /** The offset after the last record read. */
+  next: number;
 }
 
 /**
@@ -64,7 +83,7 @@ export interface AdmitLimitsAndInputs {
 }
 
 export class IntakeStreams {
-  private readonly streams = new Map<string, StreamContext>();
+  private readonly streams = new Map<string, Stream>();
   /** Per topic, the VPC flow log field order its input declares (seeded into every new stream context). */
   private readonly vpcFields: ReadonlyMap<string, readonly string[]>;
 
@@ -80,13 +99,16 @@ export class IntakeStreams {
    * origin a rekeying stage put on it, so a record replayed through either path dedups alike.
    */
   verdicts(topic: string, partition: number, messages: readonly RecordIn[], format: Format | 'auto', origin: 'record' | 'header'): Verdicts {
-    const ctx = this.streamContext(topic, partition);
+    const stream = this.stream(topic, partition);
+    const { ctx, headers } = stream;
     const admitted: Admitted[] = [];
     const refused: Refusal[] = [];
     const tally = new Tally();
     for (let index = 0; index < messages.length; index++) {
       const m = messages[index]!;
+      const changes = ctx.state.changes;
       const outcome = admit(m.value, format, ctx, Number(m.timestamp), this.limits);
+      if (ctx.state.changes !== changes) headers.note(m.value!.toString('utf8'), Number(m.offset));
       tally.outcome(outcome.kind);
       if (outcome.kind === 'events') {
         const base = origin === 'header' ? String(m.headers?.[ORIGIN_HEADER] ?? '') : `${topic}/${partition}/${m.offset}`;
@@ -99,7 +121,32 @@ export class IntakeStreams {
         refused.push({ index, reason: outcome.reason });
       }
     }
-    return { admitted, refused, counts: tally.counts() };
+    if (messages.length > 0) stream.next = Number(messages.at(-1)!.offset) + 1;
+    const stored = headers.take();
+    return { admitted, refused, counts: tally.counts(), ...(stored ? { headers: stored } : {}) };
+  }
+
+  /**
+   * Whether a batch from `first` needs the stream's stored headers: its stream is new here (a
+   * rebalance, a restart, another thread), or is read again from an earlier offset (its state then
+   * holds lines the batch's records came before).
+   */
+  needsPrime(topic: string, partition: number, first: number): boolean {
+    const stream = this.streams.get(`${topic}/${partition}`);
+    return stream === undefined || first < stream.next;
+  }
+
+  /**
+   * Starts the stream over with the header state it had before offset `first`: the stored lines
+   * that apply there (stream-headers.ts) replayed through the normalizer, as if just read.
+   * Returns how many lines were replayed.
+   */
+  prime(topic: string, partition: number, format: Format | 'auto', stored: StoredHeaders | undefined, first: number): number {
+    const stream = this.fresh(topic, partition, stored);
+    const lines = linesFor(stored, first) ?? [];
+    for (const line of lines) admit(Buffer.from(line.text, 'utf8'), format, stream.ctx, 0, this.limits);
+    stream.next = first;
+    return lines.length;
   }
 
   /** A rebalance may hand a partition's stream to another reader: per-stream state starts over. */
@@ -107,15 +154,16 @@ export class IntakeStreams {
     this.streams.clear();
   }
 
-  private streamContext(topic: string, partition: number): StreamContext {
-    const key = `${topic}/${partition}`;
-    let ctx = this.streams.get(key);
-    if (!ctx) {
-      this.streams.set(key, (ctx = { state: new Map() }));
-      const fields = this.vpcFields.get(topic);
-      if (fields) declareVpcFormat(ctx, fields);
-    }
-    return ctx;
+  private stream(topic: string, partition: number): Stream {
+    return this.streams.get(`${topic}/${partition}`) ?? this.fresh(topic, partition, undefined);
+  }
+
+  private fresh(topic: string, partition: number, stored: StoredHeaders | undefined): Stream {
+    const stream: Stream = { ctx: { state: new StreamState() }, headers: new StreamHeaders(stored), next: 0 };
+    const fields = this.vpcFields.get(topic);
+    if (fields) declareVpcFormat(stream.ctx, fields);
+    this.streams.set(`${topic}/${partition}`, stream);
+    return stream;
   }
 }
 
@@ -144,20 +192,67 @@ export function settleBatch(topic: string, partition: number, messages: readonly
   return dead;
 }
 
-/** Admission of a consumer batch in the calling thread, shared by every stage that reads telemetry. */
+/**
+ * Admission of a consumer batch in the calling thread, shared by every stage that reads telemetry.
+ * With a header store, `admit` keeps each stream's header lines in Redis and restores them.
+ */
 export class Intake {
   private readonly streams: IntakeStreams;
   private readonly deps: IntakeDeps;
+  /** Per stream, the header lines to store that are not stored yet. */
+  private readonly unsaved = new Map<string, { topic: string; partition: number; headers: StoredHeaders }>();
 
-  constructor(config: Config, metrics: Metrics, log: Logger, clock: () => number = Date.now) {
+  constructor(
+    config: Config,
+    metrics: Metrics,
+    log: Logger,
+    clock: () => number = Date.now,
+    private readonly headers?: StreamHeaderStore,
+  ) {
     this.streams = new IntakeStreams(config.ingest, config.kafka.inputs);
     this.deps = { metrics, log, clock };
   }
 
+  /**
+   * The batch's verdicts. With a header store, the header lines it changed wait in memory for
+   * `persist`; without `restore` before it, a stream's state is this process's alone.
+   */
   admitBatch(batch: Batch, format: Format | 'auto', origin: 'record' | 'header'): BatchIntake {
     const { topic, partition, messages } = batch;
     const verdicts = this.streams.verdicts(topic, partition, messages, format, origin);
+    if (this.headers && verdicts.headers) this.unsaved.set(`${topic}/${partition}`, { topic, partition, headers: verdicts.headers });
     return { admitted: verdicts.admitted, dead: settleBatch(topic, partition, messages, verdicts, format, this.deps) };
+  }
+
+  /**
+   * Before a batch: the header lines not stored yet are stored, then, when the batch's stream is
+   * new here (or read again from an earlier offset), its stored lines are replayed.
+   * `format` undefined: a topic of no telemetry.
+   */
+  async restore(batch: Batch, format: Format | 'auto' | undefined): Promise<void> {
+    if (!this.headers || format === undefined || !carriesHeaders(format) || batch.messages.length === 0) return;
+    await this.persist();
+    const { topic, partition } = batch;
+    const first = Number(batch.messages[0]!.offset);
+    if (!this.streams.needsPrime(topic, partition, first)) return;
+    const replayed = this.streams.prime(topic, partition, format, await this.headers.load(topic, partition), first);
+    if (replayed > 0) this.deps.log.info({ topic, partition, offset: first, lines: replayed }, 'stream header restored');
+  }
+
+  /** Stores the header lines batches changed; before their offsets are committed. */
+  async persist(): Promise<void> {
+    for (const [key, entry] of [...this.unsaved]) {
+      await this.headers!.save(entry.topic, entry.partition, entry.headers);
+      if (this.unsaved.get(key) === entry) this.unsaved.delete(key);
+    }
+  }
+
+  /** restore, admitBatch and persist: a batch whose streams' header lines are stored when it returns. */
+  async admit(batch: Batch, format: Format | 'auto', origin: 'record' | 'header'): Promise<BatchIntake> {
+    await this.restore(batch, format);
+    const result = this.admitBatch(batch, format, origin);
+    if (this.unsaved.size > 0) await this.persist();
+    return result;
   }
 
   reset(): void {

@@ -1,3 +1,4 @@
+import type Redis from 'ioredis';
 import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from '../kafka';
 import type { Config, InputTopic } from '../config';
 import { ConsumerSupervisor } from '../consumer-supervisor';
@@ -8,6 +9,7 @@ import type { Metrics } from '../metrics';
 import { eventRecord } from './event-record';
 import { Intake, ORIGIN_HEADER, type Admitted } from './intake';
 import { IntakePool, intakeThreads, type Rekeyed } from './intake-pool';
+import { StreamHeaderStore } from './stream-headers';
 
 export interface RekeyDeps {
   kafka: Kafka;
@@ -15,13 +17,16 @@ export interface RekeyDeps {
   log: Logger;
   metrics: Metrics;
   clock?: () => number;
+  /** Where each stream's header lines are kept across rebalances and restarts; without it they are not. */
+  redis?: Redis;
 }
 
 /**
  * For input topics whose producers do not key records by source entity (`keyed: false`): reads
  * them, normalizes, and republishes each event to the events topic keyed and partitioned by its
  * subject entity, so that one correlator owns all state of one source. Rejects go to the
- * dead-letter topic. A batch's offsets are committed only after both sends are acknowledged.
+ * dead-letter topic. A batch's offsets are committed only after both sends are acknowledged
+ * (and after its streams' header lines, if it changed them, are stored).
  */
 export class Rekey {
   private readonly consumer: Consumer;
@@ -33,13 +38,15 @@ export class Rekey {
   private eventPartitions = 1;
   private running = false;
   private readonly supervisor: ConsumerSupervisor;
+  private readonly headers: StreamHeaderStore | undefined;
 
   constructor(private readonly deps: RekeyDeps) {
     const { kafka, config } = deps;
     this.consumer = kafka.consumer({ groupId: config.kafka.groups.ingest, ...FETCH });
     this.supervisor = new ConsumerSupervisor(this.consumer, { name: 'rekey', log: deps.log, metrics: deps.metrics, run: () => this.run() });
     this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    this.intake = new Intake(config, deps.metrics, deps.log, deps.clock);
+    this.headers = deps.redis ? new StreamHeaderStore(deps.redis, config.redis.keyPrefix, deps.log) : undefined;
+    this.intake = new Intake(config, deps.metrics, deps.log, deps.clock, this.headers);
     this.inputs = new Map(config.kafka.inputs.filter((i) => !i.keyed).map((i) => [i.topic, i]));
   }
 
@@ -109,12 +116,12 @@ export class Rekey {
     const threads = intakeThreads(config.ingest.threads);
     if (threads === 0) return undefined;
     log.info({ threads }, 'intake runs on worker threads');
-    return new IntakePool({ limits: config.ingest, inputs: config.kafka.inputs }, threads, { metrics, log, clock });
+    return new IntakePool({ limits: config.ingest, inputs: config.kafka.inputs }, threads, { metrics, log, clock }, this.headers);
   }
 
   private async admit(batch: EachBatchPayload['batch'], format: Format | 'auto'): Promise<Rekeyed> {
     if (this.pool) return this.pool.rekey(batch, format, this.eventPartitions);
-    const { admitted, dead } = this.intake.admitBatch(batch, format, 'record');
+    const { admitted, dead } = await this.intake.admit(batch, format, 'record');
     return { events: admitted.map((a) => this.toEventMessage(a)), dead };
   }
 
