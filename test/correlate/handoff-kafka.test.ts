@@ -123,7 +123,11 @@ describe('hop chains across two correlator replicas (real Kafka and Redis)', () 
     expect(stored.root).toBe(keyOf(a!));
 
     const handoffs = await readTopic(kafka, handoffTopic(config), (ms) => ms.length >= 2);
-    expect(handoffs.map((m) => header(m, CHANGE_HEADER))).toEqual(['reach', 'forward']);
+    // one reach to B's partition, one forward to A's (read back across partitions: in no set order)
+    expect(handoffs.map((m) => [header(m, CHANGE_HEADER), partitionFor(String(m.key), 2)]).sort()).toEqual([
+      ['forward', partitionFor(keyOf(a!), 2)],
+      ['reach', partitionFor(keyOf(b!), 2)],
+    ]);
   });
 
   it('refuses a hand-off that does not parse, or that names a key its partition does not own, as a dead letter', async () => {
