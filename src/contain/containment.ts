@@ -204,7 +204,13 @@ export class Containment {
     return { token: this.ledger.token, epoch: this.ledger.epoch };
   }
 
-  async stop(): Promise<void> {
+  /**
+   * `lost`: the lock was lost, the workers close with force. A graceful BullMQ close begun while
+   * its blocking connection still reconnects (the moment Redis answers again after a cut, which is
+   * when a cut-off leader finds its lock taken) never resolves (taskforcesh/bullmq#4656), and this
+   * replica would never campaign again.
+   */
+  async stop(opts: { lost?: boolean } = {}): Promise<void> {
     this.running = false;
     if (this.timer) clearInterval(this.timer);
     this.supervisor?.stop();
@@ -214,7 +220,7 @@ export class Containment {
     // HANDOVER_MS: once released, every append and fenced enforcer call of this process is refused,
     // so an unfinished batch is not committed and the next leader handles it again.
     const intake = this.consumer?.disconnect();
-    const work = Promise.all([this.worker?.close(), this.side?.stop()]);
+    const work = Promise.all([this.worker?.close(opts.lost), this.side?.stop(opts.lost)]);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all([intake, work]), new Promise((r) => (timer = setTimeout(r, HANDOVER_MS)))]);
     clearTimeout(timer);

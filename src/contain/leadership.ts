@@ -19,7 +19,11 @@ import type { Metrics } from '../metrics';
 export interface Term {
   /** Starts containment, waiting up to `lockWaitMs` for the lock; LedgerLockedError when another replica holds it. */
   start(lockWaitMs: number): Promise<{ token: string; epoch: number }>;
-  stop(): Promise<void>;
+  /**
+   * Stops containment, releasing the lock. `lost`: the lock is gone already, so in-flight jobs are
+   * abandoned rather than waited for (they can write nothing now; the new leader runs them again).
+   */
+  stop(opts?: { lost?: boolean }): Promise<void>;
 }
 
 export interface LeadershipDeps {
@@ -102,7 +106,7 @@ export class Leadership {
     this.log.error({ err: err.message, token: this.term?.token }, 'leadership lost: containment stops; this replica campaigns again');
     this.become('standby');
     this.loop = this.loop.then(async () => {
-      await this.deps.term.stop().catch((e) => this.log.error({ err: e }, 'containment stop after a lost lock failed'));
+      await this.deps.term.stop({ lost: true }).catch((e) => this.log.error({ err: e }, 'containment stop after a lost lock failed'));
       await this.campaign();
     });
   }

@@ -48,8 +48,9 @@ export class SideQueue {
     await this.queue.add(name, data, { jobId: opts.jobId, attempts: opts.attempts, backoff: { type: 'side' } });
   }
 
-  async stop(): Promise<void> {
-    await this.worker?.close();
+  /** `force`: active jobs are abandoned (they stall, and run again elsewhere). */
+  async stop(force = false): Promise<void> {
+    await this.worker?.close(force);
     await this.queue?.close();
   }
 
