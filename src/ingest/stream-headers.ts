@@ -159,6 +159,9 @@ return 1`;
 
 /** The Redis edge: `<prefix>:stream-header:<topic>:<partition>`. */
 export class StreamHeaderStore {
+  /** Keys whose stored value failed validation: the next save replaces it whatever it claims. */
+  private readonly invalid = new Set<string>();
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -167,18 +170,22 @@ export class StreamHeaderStore {
 
   /** The stream's stored headers; a value that fails validation is ignored, with a warning. */
   async load(topic: string, partition: number): Promise<StoredHeaders | undefined> {
-    const json = await this.redis.get(this.key(topic, partition));
+    const key = this.key(topic, partition);
+    const json = await this.redis.get(key);
     if (json === null) return undefined;
     const parsed = parseStored(json);
     if (parsed.ok) return parsed.value;
-    this.log.warn({ topic, partition, key: this.key(topic, partition), reason: parsed.reason }, 'stored stream header ignored: it fails validation');
+    this.invalid.add(key);
+    this.log.warn({ topic, partition, key, reason: parsed.reason }, 'stored stream header ignored: it fails validation');
     return undefined;
   }
 
   /** False when the stored headers reach further into the log than these (and were kept). */
   async save(topic: string, partition: number, headers: StoredHeaders): Promise<boolean> {
+    const key = this.key(topic, partition);
+    if (this.invalid.delete(key)) return (await this.redis.set(key, JSON.stringify(headers))) === 'OK';
     const to = headers.checkpoints.at(-1)?.to ?? -1;
-    return (await this.redis.eval(SAVE_UNLESS_FURTHER, 1, this.key(topic, partition), JSON.stringify(headers), String(to))) === 1;
+    return (await this.redis.eval(SAVE_UNLESS_FURTHER, 1, key, JSON.stringify(headers), String(to))) === 1;
   }
 
   key(topic: string, partition: number): string {
