@@ -137,9 +137,12 @@ export class CorrelationEngine implements rules.RuleContext {
     return out;
   }
 
-  /** Apply a hand-off from another partition's engine: a link to a remote campaign, or evidence for a local one. */
+  /**
+   * Apply a hand-off from another partition's engine: a link to a remote campaign, or evidence for
+   * a local one. It does not move the clock: only this partition's own events do (a hand-off from
+   * far in the future must not expire everything here).
+   */
   applyHandoff(h: Handoff): readonly Change[] {
-    if (h.at > this.clock) this.clock = h.at;
     return h.type === 'reach' ? this.onReach(h) : this.onForward(h);
   }
 

@@ -16,6 +16,8 @@ class Cluster {
   readonly changes: Change[] = [];
   readonly sent: Handoff[] = [];
   private held: Handoff[] = [];
+  /** Incidents the engines forgot before the end (replay reports them too). */
+  private readonly forgotten = new Map<string, Incident>();
 
   constructor(
     readonly partitions: number,
@@ -25,6 +27,7 @@ class Cluster {
     this.engines = Array.from({ length: partitions }, () => {
       const e = new CorrelationEngine(config);
       e.shareAcross((key) => partitionFor(key, partitions));
+      e.whenForgotten((i) => this.forgotten.set(i.id, i));
       return e;
     });
   }
@@ -64,7 +67,9 @@ class Cluster {
   }
 
   incidents(): Incident[] {
-    return this.engines.flatMap((e) => e.listIncidents()).sort((a, b) => a.firstSeen - b.firstSeen);
+    const all = new Map(this.forgotten);
+    for (const e of this.engines) for (const i of e.listIncidents()) all.set(i.id, i);
+    return [...all.values()].sort((a, b) => a.firstSeen - b.firstSeen || (a.id < b.id ? -1 : 1));
   }
 }
 
@@ -193,6 +198,14 @@ describe('hop chains across partitions (hand-offs)', () => {
     const r = replay([denied(a!, b!, 135, T0), denied(b!, c!, 445, T0 + 30 * MIN)], trustingBuilder());
     expect(r.engine.takeHandoffs()).toEqual([]);
     expect(r.incidents).toHaveLength(1);
+  });
+
+  it('lets no hand-off move the clock: one from far in the future expires nothing', () => {
+    const cluster = new Cluster(2).feed([denied(a!, b!, 135, T0)]);
+    const ea = cluster.engineOf(keyOf(a!));
+    ea.applyHandoff({ type: 'reach', root: 'host:evil', target: keyOf(a!), at: T0 + 1000 * 24 * HOUR, foothold: true });
+    cluster.feed([denied(a!, c!, 445, T0 + 20 * MIN)]);
+    expect(ea.listIncidents().map((i) => [i.root, i.path.nodes.length])).toEqual([[keyOf(a!), 3]]);
   });
 
   it('expires links after the propagation window', () => {
