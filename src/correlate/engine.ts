@@ -684,9 +684,43 @@ export class CorrelationEngine implements rules.RuleContext {
       this.handoffStats.refused += 1;
       return EMPTY;
     }
-    this.handoffs.link(h.target, { root: h.root, at: h.at, foothold: h.foothold });
-    if (target !== undefined && !(target.sus.upstream !== null && target.sus.upstreamAt > h.at)) this.pullIn(target, h.root, h.at, h.foothold);
+    const link = { root: h.root, at: h.at, foothold: h.foothold };
+    this.handoffs.link(h.target, link);
+    if (target === undefined || (target.sus.upstream !== null && target.sus.upstreamAt > h.at)) return EMPTY;
+    this.pullIn(target, h.root, h.at, h.foothold);
+    this.reroot(target, link);
     return EMPTY;
+  }
+
+  /**
+   * A reach that arrives after the target already moved (the partitions read at their own pace:
+   * a backlog, a replay): what it gathered since the link, short of an incident of its own, was
+   * the remote campaign's all along. It goes there, and leaves the target's own risk.
+   */
+  private reroot(target: EntityState, link: Link): void {
+    const s = target.sus;
+    if (s.pending === null || s.campaign !== null || this.remoteRoot(target, this.clock) === undefined) return;
+    const late = s.pending.filter((p) => p.at >= link.at && p.rule !== 'denied_other');
+    if (late.length === 0) return;
+    const kept = s.pending.filter((p) => !late.includes(p));
+    const half = this.config.halfLifeMs;
+    for (const p of late) {
+      const src = this.entities.get(p.src);
+      const dst = p.dst === undefined ? undefined : this.entities.get(p.dst);
+      const found = [p];
+      const hop = src === target ? this.remoteHop(target, p.at) : undefined;
+      if (hop) found.push(hop);
+      let flow: FlowContext | undefined;
+      if (src !== undefined && dst !== undefined && p.port !== undefined && p.service !== undefined) {
+        flow = { src, dst, port: p.port, service: p.service, denied: p.rule === 'admin_port', fanOut: false, fanOutStarted: false, pairs: null };
+        if (dst.sus.upstream === target.key) this.link(dst, link.root, p.at, p.rule === 'admin_session', true);
+      }
+      this.forward(link, src ?? target, found, p.at, flow);
+      const m = target.mut;
+      m.risk = Math.max(0, m.risk - p.weight * Math.pow(2, -Math.max(0, m.riskAt - p.at) / half));
+    }
+    target.mut.pending = kept.length > 0 ? kept : null;
+    if (kept.length === 0 && target.sus.minorCount === 0) target.resetRisk();
   }
 
   /**

@@ -144,6 +144,16 @@ describe('hop chains across partitions (hand-offs)', () => {
     expect(cluster.incidents().map((i) => i.root)).toEqual([keyOf(a!)]);
   });
 
+  it('re-roots what B gathered before a late reach arrived (a backlog read at its own pace), as replay does', () => {
+    const peer = { ip: '10.7.9.9' }; // a host of unknown role: B's attempt alone opens nothing
+    const events = [denied(a!, b!, 135, T0), denied(b!, peer, 445, T0 + 10 * MIN)];
+    const cluster = new Cluster(2, trustingBuilder(), 'later').feed(events);
+    expect(cluster.incidents().map(shape)).toEqual(replay(events, trustingBuilder()).incidents.map(shape));
+    expect(cluster.incidents()[0]!.path.nodes).toEqual([keyOf(a!), keyOf(b!), 'ip:10.7.9.9']);
+    expect(cluster.engineOf(keyOf(b!)).entity(keyOf(b!))!.risk).toBe(0);
+    expect(cluster.engineOf(keyOf(b!)).handoffStats.forwarded).toBe(1);
+  });
+
   it('applies a repeated hand-off once (a partition replayed after a crash sends the same ones again)', () => {
     const events = [denied(a!, b!, 135, T0), denied(b!, c!, 445, T0 + 30 * MIN)];
     const cluster = new Cluster(2).feed(events);
