@@ -201,8 +201,8 @@ export class EntityState {
   described = -1;
   pairs: PairTable | null = null;
   epm: EndpointMapperMemory | null = null;
-  /** Sessions and served services, for the few entities in remote-administration traffic (one field). */
-  private x: LateralMemory | null = null;
+  /** Sessions, served services and periodic edges, for the entities in remote-administration traffic (one field). */
+  private x: LateralMemory | ServedMemory | null = null;
   private s: Suspicion | null = null;
 
   constructor(
@@ -237,26 +237,39 @@ export class EntityState {
 
   /** Recent permitted remote-administration sessions this entity opened (destination, port). */
   get sessions(): PairTable | null {
-    return this.x === null ? null : this.x.sessions;
+    return this.x instanceof LateralMemory ? this.x.sessions : null;
   }
   set sessions(t: PairTable | null) {
-    if (t !== null || this.x !== null) (this.x ??= new LateralMemory()).sessions = t;
+    if (t !== null || this.x instanceof LateralMemory) this.lateral().sessions = t;
   }
 
   /** Who reached this entity on which remote-administration service (a server of the fleet?). */
   get served(): ServedMemory | null {
-    return this.x === null ? null : this.x.served;
+    const x = this.x;
+    return x === null || x instanceof ServedMemory ? x : x.served;
   }
   set served(m: ServedMemory | null) {
-    if (m !== null || this.x !== null) (this.x ??= new LateralMemory()).served = m;
+    const x = this.x;
+    if (x instanceof LateralMemory) x.served = m;
+    else this.x = m;
   }
 
   /** The edges this entity visits on a steady period (a scraper's, a health check's). */
   get periodic(): PeriodicEdges | null {
-    return this.x === null ? null : this.x.periodic;
+    return this.x instanceof LateralMemory ? this.x.periodic : null;
   }
   set periodic(p: PeriodicEdges | null) {
-    if (p !== null || this.x !== null) (this.x ??= new LateralMemory()).periodic = p;
+    if (p !== null || this.x instanceof LateralMemory) this.lateral().periodic = p;
+  }
+
+  /** Most entities in remote-administration traffic are only reached: `x` is then the served memory itself. */
+  private lateral(): LateralMemory {
+    const x = this.x;
+    if (x instanceof LateralMemory) return x;
+    const l = new LateralMemory();
+    l.served = x;
+    this.x = l;
+    return l;
   }
 
   /** Read the suspicion record (a shared all-zero one when there is none: never write to it). */
