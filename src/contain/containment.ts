@@ -97,6 +97,8 @@ export class Containment {
   private playbooks: LoadedPlaybook[] = [];
   private readonly clock: () => number;
   private running = false;
+  /** Job handlers and reconciles of this term still running: stop() waits for them, so none runs into the next term. */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private readonly bullConnections: Redis[] = [];
   private reconciling: Promise<void> | undefined;
   private readonly releaseBackoff = new Backoff(RELEASE_BACKOFF.initialMs, RELEASE_BACKOFF.maxMs);
@@ -144,8 +146,8 @@ export class Containment {
       prefix: bullPrefix,
       log,
       handlers: {
-        enrich: (d) => this.runner.finishEnrich(d.incidentId, d.index, d.labels),
-        deliver: (d, attemptsMade) => notifier.attempt(d, attemptsMade),
+        enrich: (d) => this.track(this.runner.finishEnrich(d.incidentId, d.index, d.labels)),
+        deliver: (d, attemptsMade) => this.track(notifier.attempt(d, attemptsMade)),
       },
     });
     this.runner = new PlaybookRunner({
@@ -180,7 +182,7 @@ export class Containment {
     });
     this.side.start();
     await this.reconcile();
-    this.worker = new Worker('contain', (job) => this.onJob(job), {
+    this.worker = new Worker('contain', (job) => this.track(this.onJob(job)), {
       connection: this.bullConnection(),
       prefix: bullPrefix,
       concurrency: 48,
@@ -199,7 +201,7 @@ export class Containment {
     // The group join waits for a departing member (the leader this replica takes over from) to
     // leave or time out; containment is leading meanwhile: leases are released, jobs run.
     void run().catch((err) => log.error({ err }, 'incidents consumer did not start'));
-    this.timer = setInterval(() => void this.reconcile().catch((err) => log.error({ err }, 'reconcile failed')), config.contain.reconcileIntervalMs);
+    this.timer = setInterval(() => void this.track(this.reconcile()).catch((err) => log.error({ err }, 'reconcile failed')), config.contain.reconcileIntervalMs);
     this.running = true;
     return { token: this.ledger.token, epoch: this.ledger.epoch };
   }
@@ -208,7 +210,8 @@ export class Containment {
    * `lost`: the lock was lost, the workers close with force. A graceful BullMQ close begun while
    * its blocking connection still reconnects (the moment Redis answers again after a cut, which is
    * when a cut-off leader finds its lock taken) never resolves (taskforcesh/bullmq#4656), and this
-   * replica would never campaign again.
+   * replica would never campaign again. A forced close does not wait for the handlers it abandons:
+   * stop() does, since they read this term's runner and quarantines, which a next term replaces.
    */
   async stop(opts: { lost?: boolean } = {}): Promise<void> {
     this.running = false;
@@ -227,9 +230,19 @@ export class Containment {
     await this.ledger?.close();
     this.deps.log.info({ ms: Date.now() - started }, 'containment stopped; the ledger lock is released');
     await Promise.all([intake, work]);
+    await Promise.allSettled([...this.inFlight]);
     await this.queue?.close();
     // BullMQ closes only the connections it made itself.
     for (const c of this.bullConnections.splice(0)) c.disconnect();
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.inFlight.add(work);
+    work.then(
+      () => this.inFlight.delete(work),
+      () => this.inFlight.delete(work),
+    );
+    return work;
   }
 
   private bullConnection(): Redis {
