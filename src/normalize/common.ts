@@ -251,11 +251,25 @@ export function isJsonObject(v: unknown): v is Record<string, unknown> {
 /** The file name of an executable path (`\device\harddiskvolume2\windows\system32\svchost.exe`), lower-cased. */
 export function processNameOf(v: unknown): string | undefined {
   if (typeof v !== 'string' || v.length === 0 || v.length > MAX_PROCESS_PATH) return undefined;
-  const cut = Math.max(v.lastIndexOf('\\'), v.lastIndexOf('/'));
-  const name = (cut < 0 ? v : v.slice(cut + 1)).toLowerCase();
-  return PROCESS_NAME.test(name) ? name : undefined;
+  // one pass from the end (the hot path: every Windows record has one): the name's characters
+  // are checked as PROCESS_NAME would check them once lower-cased
+  const end = v.length;
+  let start = end;
+  let upper = false;
+  for (; start > 0; start--) {
+    const c = v.charCodeAt(start - 1);
+    if (c === 92 /* \ */ || c === 47 /* / */) break;
+    if (c >= 128 || NAME_CHAR[c] === 0 || end - start >= MAX_PROCESS_NAME) return undefined;
+    if (c >= 65 && c <= 90) upper = true;
+  }
+  if (start === end) return undefined;
+  const name = start === 0 ? v : v.slice(start);
+  return upper ? name.toLowerCase() : name;
 }
 const MAX_PROCESS_PATH = 1024;
+const MAX_PROCESS_NAME = 128;
+/** 1 for the ASCII characters a process name may hold once lower-cased (events.ts PROCESS_NAME). */
+const NAME_CHAR = Uint8Array.from({ length: 128 }, (_, c) => (PROCESS_NAME.test(String.fromCharCode(c).toLowerCase()) ? 1 : 0));
 
 /** A sensor's protocol detection (Zeek `service`), when it is a short list of protocol names. */
 export function appProtocolsOf(v: unknown): string | undefined {
