@@ -76,6 +76,17 @@ describe('stream headers in Redis', () => {
     expect(again.admitted).toHaveLength(1);
   });
 
+  test('a batch read again by the same reader (its send failed) is decided as the first time: the header after a record does not apply to it', async () => {
+    const reader = intake();
+    const retried = batch('retry', 0, 0, [VPC_RECORDS[0]!, VPC_HEADER!, VPC_RECORDS[1]!]);
+    const first = await reader.admit(retried, 'vpcflow', 'record');
+    const again = await reader.admit(retried, 'vpcflow', 'record');
+    expect(first.dead).toHaveLength(1);
+    expect(first.admitted).toHaveLength(1);
+    expect(again.dead.map((d) => d.headers!['cordon-dlq-reason'])).toEqual(first.dead.map((d) => d.headers!['cordon-dlq-reason']));
+    expect(again.admitted.map((a) => a.origin)).toEqual(first.admitted.map((a) => a.origin));
+  });
+
   test('on intake threads: the stream is primed after a reset, on a thread that replaced a dead one, and on another replica', async () => {
     const deps = { metrics: new Metrics({ defaultMetrics: false }), log, clock: () => NOW };
     const setup = { limits: config.ingest, inputs: config.kafka.inputs };
