@@ -688,39 +688,44 @@ export class CorrelationEngine implements rules.RuleContext {
     this.handoffs.link(h.target, link);
     if (target === undefined || (target.sus.upstream !== null && target.sus.upstreamAt > h.at)) return EMPTY;
     this.pullIn(target, h.root, h.at, h.foothold);
-    this.reroot(target, link);
-    return EMPTY;
+    return this.reroot(target, link);
   }
 
   /**
-   * A reach that arrives after the target already moved (the partitions read at their own pace:
-   * a backlog, a replay): what it gathered since the link, short of an incident of its own, was
-   * the remote campaign's all along. It goes there, and leaves the target's own risk.
+   * A reach that arrives after the target already moved (partitions are read at their own pace: a
+   * backlog, a replay): what it gathered since the link, short of an incident of its own, was the
+   * campaign's all along. It goes there (forwarded, or applied here when this engine holds the
+   * root too) and leaves the target's own risk.
    */
-  private reroot(target: EntityState, link: Link): void {
+  private reroot(target: EntityState, link: Link): readonly Change[] {
     const s = target.sus;
-    if (s.pending === null || s.campaign !== null || this.remoteRoot(target, this.clock) === undefined) return;
+    if (s.pending === null || s.campaign !== null) return EMPTY;
+    const root = this.rootOf(target, this.clock);
+    const remote = root === target ? this.remoteRoot(target, this.clock) : undefined;
+    if (root === target && remote === undefined) return EMPTY;
     const late = s.pending.filter((p) => p.at >= link.at && p.rule !== 'denied_other');
-    if (late.length === 0) return;
+    if (late.length === 0) return EMPTY;
     const kept = s.pending.filter((p) => !late.includes(p));
-    const half = this.config.halfLifeMs;
+    const m = target.mut;
+    m.pending = kept.length > 0 ? kept : null;
+    let out: readonly Change[] = EMPTY;
     for (const p of late) {
+      m.risk = Math.max(0, m.risk - p.weight * Math.pow(2, -Math.max(0, m.riskAt - p.at) / this.config.halfLifeMs));
       const src = this.entities.get(p.src);
       const dst = p.dst === undefined ? undefined : this.entities.get(p.dst);
       const found = [p];
-      const hop = src === target ? this.remoteHop(target, p.at) : undefined;
+      const hop = src !== target ? undefined : remote ? this.remoteHop(target, p.at) : this.propagationHop(target, root, p.at);
       if (hop) found.push(hop);
       let flow: FlowContext | undefined;
       if (src !== undefined && dst !== undefined && p.port !== undefined && p.service !== undefined) {
         flow = { src, dst, port: p.port, service: p.service, denied: p.rule === 'admin_port', fanOut: false, fanOutStarted: false, pairs: null };
-        if (dst.sus.upstream === target.key) this.link(dst, link.root, p.at, p.rule === 'admin_session', true);
+        if (dst.sus.upstream === target.key) this.link(dst, remote ? remote.root : root.key, p.at, p.rule === 'admin_session', true);
       }
-      this.forward(link, src ?? target, found, p.at, flow);
-      const m = target.mut;
-      m.risk = Math.max(0, m.risk - p.weight * Math.pow(2, -Math.max(0, m.riskAt - p.at) / half));
+      if (remote) this.forward(remote, src ?? target, found, p.at, flow);
+      else out = concat(out, this.apply(root, found, p.at, flow));
     }
-    target.mut.pending = kept.length > 0 ? kept : null;
     if (kept.length === 0 && target.sus.minorCount === 0) target.resetRisk();
+    return out;
   }
 
   /**

@@ -16,6 +16,23 @@ import { BUILDER_SOURCES, MIN, T0, denied, host, keyOf, trustingBuilder, type Pa
 
 jest.setTimeout(120_000);
 
+/** Both correlators are in the group, each owning one partition. */
+async function bothAssigned(kafka: Kafka, config: Config): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await eventually(async () => {
+      const { groups } = await admin.describeGroups([config.kafka.groups.correlate]);
+      const g = groups[0];
+      if (g?.state !== 'Stable' || g.members.length !== 2) return undefined;
+      const owned = g.members.map((m) => AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[config.kafka.topics.events] ?? []);
+      return owned.every((p) => p.length === 1) ? true : undefined;
+    }, 60_000, 'two members owning one partition each');
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /**
  * Two correlators in one consumer group, two partitions: each owns one. A reaches B on A's
  * partition, B reaches C on B's: the hand-off topic joins them into one incident rooted at A,
@@ -67,29 +84,13 @@ describe('hop chains across two correlator replicas (real Kafka and Redis)', () 
     await producer.disconnect();
   }
 
-  async function bothAssigned(): Promise<void> {
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      await eventually(async () => {
-        const { groups } = await admin.describeGroups([config.kafka.groups.correlate]);
-        const g = groups[0];
-        if (g?.state !== 'Stable' || g.members.length !== 2) return undefined;
-        const owned = g.members.map((m) => AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[config.kafka.topics.events] ?? []);
-        return owned.every((p) => p.length === 1) ? true : undefined;
-      }, 60_000, 'two members owning one partition each');
-    } finally {
-      await admin.disconnect();
-    }
-  }
-
   it('ends A to B (partition 0) and B to C (partition 1) in one incident rooted at A, as replay does', async () => {
     for (let i = 0; i < 2; i++) {
       const r = new Correlator({ kafka: testKafka(), redis, config, log: testLog, metrics: new Metrics({ defaultMetrics: false }) });
       replicas.push(r);
       await r.start();
     }
-    await bothAssigned();
+    await bothAssigned(kafka, config);
     const [a, b, c] = hostsOn([0, 1, 0]);
     const first = denied(a!, b!, 135, T0);
     const second = denied(b!, c!, 445, T0 + 30 * MIN);
@@ -149,5 +150,66 @@ describe('hop chains across two correlator replicas (real Kafka and Redis)', () 
     expect(reasons[1]).toMatch(/target/);
     expect(dead.map((m) => header(m, DLQ_HEADERS.format))).toEqual(['handoff', 'handoff']);
     for (const r of replicas) expect(r.engine.snapshot().handoffs?.links.some(([, root]) => root === 'host:evil')).toBe(false);
+  });
+});
+
+describe('hop chains across replicas from a backlog (both moves on Kafka before the replicas start)', () => {
+  let kafka: Kafka;
+  let redis: Redis;
+  let config: Config;
+  const replicas: Correlator[] = [];
+
+  beforeAll(async () => {
+    kafka = testKafka();
+    redis = new Redis(REDIS_URL);
+    config = testConfig('handoff-backlog', { correlate: { snapshotIntervalMs: 200, engine: { roles: { trustedLabelSources: BUILDER_SOURCES } } } });
+    config.kafka.partitions = 2;
+    await createTopics(kafka, config);
+  });
+  afterAll(async () => {
+    for (const r of replicas) await r.stop();
+    await deleteTopics(kafka, config);
+    redis.disconnect();
+  });
+
+  it("joins them whether B's move is read before or after the reach: one incident rooted at A", async () => {
+    const hosts: Party[] = [];
+    for (let n = 1; hosts.length < 2; n++) {
+      const h = host(`bk${n}`, `10.8.1.${n}`, 'workstation');
+      if (partitionFor(keyOf(h), 2) === hosts.length) hosts.push(h);
+    }
+    const [a, b] = hosts;
+    const peer = { ip: '10.8.9.9' }; // unknown role: B's attempt alone opens nothing
+    const events = [denied(a!, b!, 135, T0), denied(b!, peer, 445, T0 + 10 * MIN)];
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic: config.kafka.topics.events,
+      messages: events.map((event, i) => ({
+        key: subjectKey(event),
+        partition: partitionFor(subjectKey(event), 2),
+        value: JSON.stringify(event),
+        timestamp: String(event.time),
+        headers: { [ORIGIN_HEADER]: `in/0/${i}/0` },
+      })),
+    });
+    await producer.disconnect();
+    for (let i = 0; i < 2; i++) {
+      const r = new Correlator({ kafka: testKafka(), redis, config, log: testLog, metrics: new Metrics({ defaultMetrics: false }) });
+      replicas.push(r);
+      await r.start();
+    }
+    await bothAssigned(kafka, config);
+    const messages = await readTopic(
+      kafka,
+      config.kafka.topics.incidents,
+      (ms) => ms.some((m) => (JSON.parse(String(m.value)) as Incident).path.nodes.length === 3),
+      60_000,
+    );
+    const versions = messages.map((m) => JSON.parse(String(m.value)) as Incident);
+    expect([...new Set(versions.map((i) => i.root))]).toEqual([keyOf(a!)]);
+    const last = versions.at(-1)!;
+    expect(last.path.nodes).toEqual([keyOf(a!), keyOf(b!), 'ip:10.8.9.9']);
+    expect([[last.id, last.score]]).toEqual(replay(events, trustingBuilder()).incidents.map((i) => [i.id, i.score]));
   });
 });

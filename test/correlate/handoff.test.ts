@@ -154,6 +154,18 @@ describe('hop chains across partitions (hand-offs)', () => {
     expect(cluster.engineOf(keyOf(b!)).handoffStats.forwarded).toBe(1);
   });
 
+  it('re-roots them too when one engine owns both partitions and read B\'s partition first', () => {
+    const peer = { ip: '10.7.9.9' };
+    const events = [denied(a!, b!, 135, T0), denied(b!, peer, 445, T0 + 10 * MIN)];
+    const engine = new CorrelationEngine(trustingBuilder());
+    engine.shareAcross((key) => partitionFor(key, 2));
+    engine.ingest(events[1]!); // B's partition's backlog first
+    engine.ingest(events[0]!);
+    const changes = engine.takeHandoffs().flatMap((h) => engine.applyHandoff(h));
+    expect(changes.map((c) => c.type)).toEqual(['incident_updated']);
+    expect(engine.listIncidents().map(shape)).toEqual(replay(events, trustingBuilder()).incidents.map(shape));
+  });
+
   it('applies a repeated hand-off once (a partition replayed after a crash sends the same ones again)', () => {
     const events = [denied(a!, b!, 135, T0), denied(b!, c!, 445, T0 + 30 * MIN)];
     const cluster = new Cluster(2).feed(events);
