@@ -652,7 +652,7 @@ export class CorrelationEngine implements rules.RuleContext {
       .filter((x) => !(x.rule === 'denied_other' && x.weight === 0))
       .map((x) => {
         const { reason, techniques } = x.rule === 'propagation' ? this.remoteHopReason(x, link) : rules.describe(this, x);
-        return { ...x, ...optional(x), reason, techniques: [...techniques] };
+        return { ...x, reason, techniques: [...techniques] };
       });
     if (carried.length === 0) return EMPTY;
     const body: Omit<Forward, 'id'> = { type: 'forward', root: link.root, pivot: pivot.key, linkedAt: link.at, at: t, found: carried, entities: [] };
