@@ -62,6 +62,8 @@ export interface IncidentDecision {
 }
 
 /** How long a stop waits for intake and jobs to end before it releases the ledger lock anyway. */
+/** How long stop() after a lost lock waits for the consumer and workers to close (the lock is gone already). */
+const LOST_CLOSE_MS = 5_000;
 const HANDOVER_MS = 1_500;
 /** Incidents of one fetched batch whose runs start at the same time. */
 const INCIDENT_CONCURRENCY = 32;
@@ -207,11 +209,12 @@ export class Containment {
   }
 
   /**
-   * `lost`: the lock was lost, the workers close with force. A graceful BullMQ close begun while
-   * its blocking connection still reconnects (the moment Redis answers again after a cut, which is
-   * when a cut-off leader finds its lock taken) never resolves (taskforcesh/bullmq#4656), and this
-   * replica would never campaign again. A forced close does not wait for the handlers it abandons:
-   * stop() does, since they read this term's runner and quarantines, which a next term replaces.
+   * `lost`: the lock was lost; stop() waits at most LOST_CLOSE_MS for the workers to close. A
+   * BullMQ close begun while its blocking connection still reconnects (the moment Redis answers
+   * again after a cut, which is when a cut-off leader finds its lock taken) never resolves
+   * (taskforcesh/bullmq#4656), and this replica would never campaign again. The job handlers of
+   * this term are waited for in any case: they read this term's runner and quarantines, which a
+   * next term replaces.
    */
   async stop(opts: { lost?: boolean } = {}): Promise<void> {
     this.running = false;
@@ -223,13 +226,15 @@ export class Containment {
     // HANDOVER_MS: once released, every append and fenced enforcer call of this process is refused,
     // so an unfinished batch is not committed and the next leader handles it again.
     const intake = this.consumer?.disconnect();
-    const work = Promise.all([this.worker?.close(opts.lost), this.side?.stop(opts.lost)]);
+    const work = Promise.all([this.worker?.close(), this.side?.stop()]);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all([intake, work]), new Promise((r) => (timer = setTimeout(r, HANDOVER_MS)))]);
     clearTimeout(timer);
     await this.ledger?.close();
     this.deps.log.info({ ms: Date.now() - started }, 'containment stopped; the ledger lock is released');
-    await Promise.all([intake, work]);
+    const closed = Promise.all([intake, work]);
+    if (opts.lost) await Promise.race([closed, new Promise((r) => setTimeout(r, LOST_CLOSE_MS).unref())]);
+    else await closed;
     await Promise.allSettled([...this.inFlight]);
     await this.queue?.close();
     // BullMQ closes only the connections it made itself.

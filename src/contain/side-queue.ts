@@ -48,9 +48,8 @@ export class SideQueue {
     await this.queue.add(name, data, { jobId: opts.jobId, attempts: opts.attempts, backoff: { type: 'side' } });
   }
 
-  /** `force`: active jobs are abandoned (they stall, and run again elsewhere). */
-  async stop(force = false): Promise<void> {
-    await this.worker?.close(force);
+  async stop(): Promise<void> {
+    await this.worker?.close();
     await this.queue?.close();
   }
 
