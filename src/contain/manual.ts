@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { isIP } from 'node:net';
 import { EnforcerError, isTargetGone, type Target } from '../enforcer/enforcer';
 import { protectingSelector } from '../enforcer/protection';
@@ -72,6 +73,19 @@ export function parseEntity(key: string): Target | string {
     return pod ? { entity: key, kind, namespace: pod[1]!, name: pod[2]! } : 'a pod is pod:<namespace>/<name>';
   }
   return { entity: key, kind, name: rest };
+}
+
+/** An entity key at an edge (HTTP body or path), refused with parseEntity's reason when it names no target. */
+export function entityKeySchema(description: string) {
+  return z
+    .string()
+    .min(3)
+    .max(317)
+    .superRefine((key, ctx) => {
+      const target = parseEntity(key);
+      if (typeof target === 'string') ctx.addIssue({ code: 'custom', message: target });
+    })
+    .describe(description);
 }
 
 export async function manualQuarantine(ask: ManualAsk, deps: ManualDeps): Promise<ManualOutcome> {

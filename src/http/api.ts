@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { LinkRefused, mintLinksFor, verifyLink } from '../approvals/links';
 import type { Containment } from '../contain/containment';
-import { parseEntity, type ManualOutcome } from '../contain/manual';
+import { entityKeySchema, type ManualOutcome } from '../contain/manual';
 import type { IncidentStore } from '../incidents/store';
 import { duration, durationMs } from '../playbook/duration';
 import { inGroups, requireRole, type TokenConfig } from './auth';
@@ -24,15 +24,7 @@ const ApproveBody = z.object({ reason: Reason, ttl: Ttl.optional() });
 const DenyBody = z.object({ reason: Reason });
 const ExtendBody = z.object({ ttl: Ttl, reason: Reason });
 const ReleaseBody = z.object({ reason: Reason });
-const EntityKey = z
-  .string()
-  .min(3)
-  .max(317)
-  .superRefine((key, ctx) => {
-    const target = parseEntity(key);
-    if (typeof target === 'string') ctx.addIssue({ code: 'custom', message: target });
-  })
-  .describe('the entity key to quarantine, e.g. pod:prod/web-1, vm:db-2 or ip:10.0.0.5');
+const EntityKey = entityKeySchema('the entity key to quarantine, e.g. pod:prod/web-1, vm:db-2 or ip:10.0.0.5');
 const QuarantineBody = z.object({
   entity: EntityKey,
   ttl: Ttl.describe('how long, e.g. 2h: bounded like an extension (contain.maxExtensionMs, maxLifetimeMs, 7d hard limit)'),

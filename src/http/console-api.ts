@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseEntity } from '../contain/manual';
+import { entityKeySchema, parseEntity } from '../contain/manual';
 import type { LedgerIndex } from '../ledger/incident-index';
 import type { Containment } from '../contain/containment';
 import { HOUR_MS, type FlowHistory } from '../flows/history';
@@ -21,17 +21,7 @@ export interface ConsoleApiDeps {
 
 const ImpactQuery = z.object({ hours: z.coerce.number().int().min(1, 'at least 1').max(24, 'at most 24 (the flow history keeps about a day)').default(6) });
 const IdParams = z.object({ id: z.string().min(1).max(1024) });
-const EntityParams = z.object({
-  entity: z
-    .string()
-    .min(3)
-    .max(317)
-    .superRefine((key, ctx) => {
-      const target = parseEntity(key);
-      if (typeof target === 'string') ctx.addIssue({ code: 'custom', message: target });
-    })
-    .describe('an entity key, e.g. pod:prod/web-1 or ip:10.0.0.5'),
-});
+const EntityParams = z.object({ entity: entityKeySchema('an entity key, e.g. pod:prod/web-1 or ip:10.0.0.5') });
 
 /**
  * The reads the console needs beyond the on-call API: who am I, an incident's ledger records and
