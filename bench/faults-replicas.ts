@@ -14,7 +14,7 @@ import { loadConfig } from '../src/config';
 import { buildAttack, type Attack } from './attack';
 import { isolatedKafka } from './run-config';
 import { freePort, OUTPUT_DIR, startCordon, writeConfig, type CordonProcess } from './support/cordon-process';
-import { inputLag, leases, orphanEnds, sendRetrying, sleep, writePlaybook, type Check, type Expect, type Result } from './support/fault-trial';
+import { expectAttacksCounted, inputLag, leases, orphanEnds, sendRetrying, sleep, writePlaybook, type Check, type Expect, type Result } from './support/fault-trial';
 import { redisAddress, TcpProxy } from '../test/support/tcp-proxy';
 
 /**
@@ -365,20 +365,7 @@ export class ReplicaTrial {
     for await (const m of readLedger(this.kafka, this.config.kafka.topics.ledger, { idleTimeoutMs: 10_000 })) messages.push({ writer: m.writer, record: JSON.parse(String(m.value)) as LedgerRecord });
     const ledger = messages.map((m) => m.record);
     const incidents = await new IncidentStore(this.redis, this.config.redis.keyPrefix).list(10_000);
-    let lostEvents = await inputLag(this.admin, this.config);
-    let dupEvents = 0;
-    let lostIncidents = 0;
-    let dupIncidents = 0;
-    for (const a of this.attacks) {
-      const mine = incidents.filter((i) => i.root === a.root);
-      if (mine.length === 0) lostIncidents++;
-      if (mine.length > 1) dupIncidents += mine.length - 1;
-      const counted = mine.reduce((n, i) => n + i.counters.denied, 0);
-      lostEvents += Math.max(0, a.records.length - counted);
-      dupEvents += Math.max(0, counted - a.records.length);
-    }
-    expect('no event lost or counted twice', lostEvents + dupEvents === 0, `${lostEvents} lost, ${dupEvents} counted twice`);
-    expect('one incident per attack', lostIncidents + dupIncidents === 0, `${lostIncidents} lost, ${dupIncidents} duplicated`);
+    const counted = expectAttacksCounted(this.attacks, incidents, await inputLag(this.admin, this.config), expect);
 
     const all = leases(ledger);
     const labelstore = new LabelStoreEnforcer(this.redis, this.config.redis.keyPrefix);
@@ -412,8 +399,8 @@ export class ReplicaTrial {
       incidents: incidents.length,
       applied: all.filter((l) => l.appliedCount > 0).length,
       released: released.length,
-      lost: lostEvents + lostIncidents + neverQuarantined,
-      duplicated: dupEvents + dupIncidents + appliedTwice,
+      lost: counted.lost + neverQuarantined,
+      duplicated: counted.duplicated + appliedTwice,
       slowestMs: lateness.length ? Math.max(0, ...lateness) : NaN,
       recordLagMs: recordLags.length ? Math.max(0, ...recordLags) : NaN,
       ledger: verify.ok ? `verifies (${verify.count})` : 'BROKEN',

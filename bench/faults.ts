@@ -19,7 +19,7 @@ import { buildAttack, type Attack } from './attack';
 import { isolatedKafka } from './run-config';
 import { freePort, OUTPUT_DIR, REPO_ROOT, startCordon, writeConfig, type CordonProcess } from './support/cordon-process';
 import { PrivateRedis } from './support/private-redis';
-import { background, inputLag, leases, orphanEnds, readyz, sendRetrying, summarize, writePlaybook, type Check, type Expect, type LeaseView, type Result } from './support/fault-trial';
+import { background, expectAttacksCounted, inputLag, leases, orphanEnds, readyz, sendRetrying, summarize, writePlaybook, type Check, type Expect, type LeaseView, type Result } from './support/fault-trial';
 import { REPLICA_ROWS, ReplicaTrial, type ReplicaRow } from './faults-replicas';
 import { KubernetesContractServer } from '../test/contract/kubernetes-server';
 import { redisAddress, TcpProxy } from '../test/support/tcp-proxy';
@@ -445,20 +445,7 @@ class Trial {
     const ledger = await this.ledger();
     const store = new IncidentStore(this.redis, this.config.redis.keyPrefix);
     const incidents = await store.list(10_000);
-    let lostEvents = await this.lag();
-    let dupEvents = 0;
-    let lostIncidents = 0;
-    let dupIncidents = 0;
-    for (const a of this.attacks) {
-      const mine = incidents.filter((i) => i.root === a.root);
-      if (mine.length === 0) lostIncidents++;
-      if (mine.length > 1) dupIncidents += mine.length - 1;
-      const counted = mine.reduce((n, i) => n + i.counters.denied, 0);
-      lostEvents += Math.max(0, a.records.length - counted);
-      dupEvents += Math.max(0, counted - a.records.length);
-    }
-    expect('no event lost or counted twice', lostEvents + dupEvents === 0, `${lostEvents} lost, ${dupEvents} counted twice`);
-    expect('one incident per attack', lostIncidents + dupIncidents === 0, `${lostIncidents} lost, ${dupIncidents} duplicated`);
+    const counted = expectAttacksCounted(this.attacks, incidents, await this.lag(), expect);
 
     const all = leases(ledger);
     const labelstore = new LabelStoreEnforcer(this.redis, this.config.redis.keyPrefix);
@@ -495,8 +482,8 @@ class Trial {
       incidents: incidents.length,
       applied: all.filter((l) => l.appliedCount > 0).length,
       released: released.length,
-      lost: lostEvents + lostIncidents + neverQuarantined,
-      duplicated: dupEvents + dupIncidents + appliedTwice,
+      lost: counted.lost + neverQuarantined,
+      duplicated: counted.duplicated + appliedTwice,
       slowestMs: lateness.length ? Math.max(0, ...lateness) : NaN,
       recordLagMs: recordLags.length && !this.kube ? Math.max(0, ...recordLags) : NaN,
       ledger: verify.ok ? `verifies (${verify.count})` : 'BROKEN',

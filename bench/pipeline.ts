@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Consumer, Kafka, Message } from 'kafkajs';
@@ -7,13 +7,13 @@ import { z } from 'zod';
 import { loadConfig, type Config } from '../src/config';
 import { cordonTopics, createKafka, ensureTopics } from '../src/kafka';
 import { createLogger } from '../src/logger';
-import { loadPlaybooks, formatIssue } from '../src/playbook/load';
 import { presetConfig } from '../src/simulate/presets';
 import { Scenario } from '../src/simulate/scenario';
 import { buildAttack, decisiveIndex, type Attack } from './attack';
 import { cpuSecondsOf, mib, peakRssOf } from './rss';
 import { isolatedKafka } from './run-config';
 import { freePort, OUTPUT_DIR, startCordon, writeConfig, type CordonProcess } from './support/cordon-process';
+import { writeRootQuarantinePlaybook } from './support/playbook';
 
 /**
  * `npm run bench:pipeline`: the whole service under load, as a separate process. The generator's
@@ -140,30 +140,7 @@ function cordonConfig(run: string, env: Env, port: number, playbook: string): ob
 
 /** Quarantine every incident's root at once in the label store (no root needed, nothing touched). */
 function writePlaybook(run: string): string {
-  mkdirSync(OUTPUT_DIR, { recursive: true });
-  const file = join(OUTPUT_DIR, `${run}.playbook.yaml`);
-  writeFileSync(
-    file,
-    [
-      'apiVersion: cordon.io/v1',
-      'kind: Playbook',
-      'name: bench-quarantine',
-      'description: the pipeline benchmark quarantines the root of every incident in the label store',
-      'priority: 900',
-      'mode: auto',
-      'match: { severity: low }',
-      'steps:',
-      '  - { id: quarantine-root, type: quarantine, target: root, enforcer: labelstore, ttl: 30m }',
-      'safety:',
-      '  protected_approval: { approvers: [soc-oncall], deadline: 15m }',
-      '  max_concurrent_quarantines: 100000',
-      '  circuit_breaker: { max_new_quarantines: 100000, per: 10m }',
-      '',
-    ].join('\n'),
-  );
-  const loaded = loadPlaybooks([file]);
-  if (loaded.issues.length > 0) throw new Error(`bench playbook refused:\n${loaded.issues.map(formatIssue).join('\n')}`);
-  return file;
+  return writeRootQuarantinePlaybook(run, { name: 'bench-quarantine', description: 'the pipeline benchmark quarantines the root of every incident in the label store', enforcer: 'labelstore', ttl: '30m' });
 }
 
 function generatePool(size: number): PoolRecord[] {

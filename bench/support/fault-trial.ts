@@ -1,12 +1,11 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Admin, Message } from '../../src/kafka';
 import type { Config } from '../../src/config';
+import type { Incident } from '../../src/correlate/incident';
 import type { LedgerRecord } from '../../src/ledger/records';
-import { formatIssue, loadPlaybooks } from '../../src/playbook/load';
 import { presetConfig } from '../../src/simulate/presets';
 import { Scenario } from '../../src/simulate/scenario';
-import { OUTPUT_DIR } from './cordon-process';
+import type { Attack } from '../attack';
+import { writeRootQuarantinePlaybook } from './playbook';
 
 /**
  * What every `npm run faults` row shares (bench/faults.ts with one Cordon, bench/faults-replicas.ts
@@ -84,6 +83,29 @@ export function leases(records: LedgerRecord[]): LeaseView[] {
 }
 
 /** End records (expired, released, failed) of a target with no lease open: a release recorded twice. */
+/**
+ * The first two invariants of every row: each attack's denied records counted once by its
+ * incidents (`lag`: input records never taken in, counted as lost), and one incident per attack.
+ * Returns the events and incidents lost and duplicated.
+ */
+export function expectAttacksCounted(attacks: readonly Attack[], incidents: readonly Incident[], lag: number, expect: Expect): { lost: number; duplicated: number } {
+  let lostEvents = lag;
+  let dupEvents = 0;
+  let lostIncidents = 0;
+  let dupIncidents = 0;
+  for (const a of attacks) {
+    const mine = incidents.filter((i) => i.root === a.root);
+    if (mine.length === 0) lostIncidents++;
+    if (mine.length > 1) dupIncidents += mine.length - 1;
+    const counted = mine.reduce((n, i) => n + i.counters.denied, 0);
+    lostEvents += Math.max(0, a.records.length - counted);
+    dupEvents += Math.max(0, counted - a.records.length);
+  }
+  expect('no event lost or counted twice', lostEvents + dupEvents === 0, `${lostEvents} lost, ${dupEvents} counted twice`);
+  expect('one incident per attack', lostIncidents + dupIncidents === 0, `${lostIncidents} lost, ${dupIncidents} duplicated`);
+  return { lost: lostEvents + lostIncidents, duplicated: dupEvents + dupIncidents };
+}
+
 export function orphanEnds(records: LedgerRecord[]): number {
   const open = new Set<string>();
   let orphans = 0;
@@ -141,30 +163,7 @@ export function background(size: number): Message[] {
 }
 
 export function writePlaybook(id: string, ttlS: number, enforcer: 'labelstore' | 'kubernetes'): string {
-  mkdirSync(OUTPUT_DIR, { recursive: true });
-  const file = join(OUTPUT_DIR, `${id}.playbook.yaml`);
-  writeFileSync(
-    file,
-    [
-      'apiVersion: cordon.io/v1',
-      'kind: Playbook',
-      'name: faults-quarantine',
-      `description: the fault table quarantines the root of every incident (${enforcer})`,
-      'priority: 900',
-      'mode: auto',
-      'match: { severity: low }',
-      'steps:',
-      `  - { id: quarantine-root, type: quarantine, target: root, enforcer: ${enforcer}, ttl: ${ttlS}s }`,
-      'safety:',
-      '  protected_approval: { approvers: [soc-oncall], deadline: 15m }',
-      '  max_concurrent_quarantines: 100000',
-      '  circuit_breaker: { max_new_quarantines: 100000, per: 10m }',
-      '',
-    ].join('\n'),
-  );
-  const loaded = loadPlaybooks([file]);
-  if (loaded.issues.length > 0) throw new Error(`faults playbook refused:\n${loaded.issues.map(formatIssue).join('\n')}`);
-  return file;
+  return writeRootQuarantinePlaybook(id, { name: 'faults-quarantine', description: `the fault table quarantines the root of every incident (${enforcer})`, enforcer, ttl: `${ttlS}s` });
 }
 
 /** Input records the correlator group has not committed: once settled and stopped, records never taken in. */
