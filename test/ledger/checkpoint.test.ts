@@ -3,12 +3,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
-import { cordonTopics, createTopicsReady } from '../../src/kafka';
 import { takeCheckpoint, verifyLedgerCheckpoints } from '../../src/ledger/audit';
 import { canonicalJson } from '../../src/ledger/canonical';
 import { FileCheckpointStore, checkpointSigned, signCheckpoint } from '../../src/ledger/checkpoint';
 import type { LedgerRecord } from '../../src/ledger/records';
-import { testKafka } from '../support/kafka';
+import { createLedgerTopic, testKafka } from '../support/kafka';
 import { testConfig } from '../support/stack';
 import { chain, mixedEntries } from './fixtures';
 
@@ -35,19 +34,15 @@ afterAll(async () => {
 /** A fresh ledger topic (as Cordon creates it) holding these records as stored. */
 async function ledgerTopic(name: string, records: LedgerRecord[]): Promise<string> {
   const config = testConfig(name);
-  const spec = cordonTopics(config).find((t) => t.topic === config.kafka.topics.ledger)!;
-  const admin = kafka.admin();
-  await admin.connect();
-  await createTopicsReady(admin, [spec]);
-  await admin.disconnect();
-  topics.push(spec.topic);
+  const topic = await createLedgerTopic(kafka, config);
+  topics.push(topic);
   if (records.length > 0) {
     const producer = kafka.producer();
     await producer.connect();
-    await producer.send({ topic: spec.topic, acks: -1, messages: records.map((r) => ({ key: r.target, value: canonicalJson(r) })) });
+    await producer.send({ topic, acks: -1, messages: records.map((r) => ({ key: r.target, value: canonicalJson(r) })) });
     await producer.disconnect();
   }
-  return spec.topic;
+  return topic;
 }
 
 describe('ledger checkpoints', () => {

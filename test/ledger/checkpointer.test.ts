@@ -5,13 +5,12 @@ import { join } from 'node:path';
 import Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import { ConfigError, loadConfig } from '../../src/config';
-import { cordonTopics, createTopicsReady } from '../../src/kafka';
 import { checkpointSigned, type Checkpoint } from '../../src/ledger/checkpoint';
 import { checkpointStage } from '../../src/ledger/checkpoint-stage';
 import { checkpointSigningKey, checkpointVerifyKeys, type CheckpointStore } from '../../src/ledger/checkpoint-stores';
 import { Checkpointer } from '../../src/ledger/checkpointer';
 import { Ledger } from '../../src/ledger/ledger';
-import { testKafka } from '../support/kafka';
+import { createLedgerTopic, testKafka } from '../support/kafka';
 import { REDIS_URL, eventually, testConfig, testLog } from '../support/stack';
 import { mixedEntries, quarantineHistory } from './fixtures';
 
@@ -76,10 +75,7 @@ describe('Checkpointer on a real ledger writer', () => {
   beforeAll(async () => {
     kafka = testKafka();
     redis = new Redis(REDIS_URL);
-    const admin = kafka.admin();
-    await admin.connect();
-    await createTopicsReady(admin, [cordonTopics(config).find((t) => t.topic === config.kafka.topics.ledger)!]);
-    await admin.disconnect();
+    await createLedgerTopic(kafka, config);
   });
   afterAll(async () => {
     const admin = kafka.admin();

@@ -2,14 +2,13 @@ import { Writable } from 'node:stream';
 import Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../../src/config';
-import { cordonTopics, createTopicsReady } from '../../src/kafka';
 import { verifyLedger } from '../../src/ledger/audit';
 import { Ledger } from '../../src/ledger/ledger';
 import { LedgerLockLostError } from '../../src/ledger/lock';
 import { readLedger } from '../../src/ledger/reader';
 import { ledgerKeys } from '../../src/ledger/registry';
 import { createLogger, type Logger } from '../../src/logger';
-import { testKafka } from '../support/kafka';
+import { createLedgerTopic, testKafka } from '../support/kafka';
 import { REDIS_URL, testConfig, testLog } from '../support/stack';
 import { mixedEntries } from './fixtures';
 
@@ -41,10 +40,7 @@ afterAll(async () => {
 
 async function setup(name: string): Promise<Config> {
   const config = testConfig(name);
-  const admin = kafka.admin();
-  await admin.connect();
-  await createTopicsReady(admin, [cordonTopics(config).find((t) => t.topic === config.kafka.topics.ledger)!]);
-  await admin.disconnect();
+  await createLedgerTopic(kafka, config);
   configs.push(config);
   return config;
 }

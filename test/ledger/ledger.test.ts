@@ -5,7 +5,6 @@ import Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import { buildProgram } from '../../src/cli/main';
 import type { Config } from '../../src/config';
-import { cordonTopics, createTopicsReady } from '../../src/kafka';
 import { exportLedger, verifyLedger } from '../../src/ledger/audit';
 import { canonicalJson } from '../../src/ledger/canonical';
 import { hashRecord, verify } from '../../src/ledger/chain';
@@ -14,7 +13,7 @@ import { LedgerLockLostError, LedgerLockedError } from '../../src/ledger/lock';
 import { readLedger } from '../../src/ledger/reader';
 import type { LedgerRecord } from '../../src/ledger/records';
 import { FencedError, ledgerKeys } from '../../src/ledger/registry';
-import { testKafka } from '../support/kafka';
+import { createLedgerTopic, testKafka } from '../support/kafka';
 import { KAFKA_BROKERS, REDIS_URL, testConfig, testLog, uniq } from '../support/stack';
 import { T0, chain, mixedEntries, quarantineHistory } from './fixtures';
 
@@ -44,13 +43,7 @@ afterAll(async () => {
 /** A config of its own, with its ledger topic created as Cordon creates it (1 partition, infinite retention). */
 async function setup(name: string, configEntries: Array<{ name: string; value: string }> = []): Promise<Config> {
   const config = testConfig(name);
-  const ledgerTopic = cordonTopics(config).find((t) => t.topic === config.kafka.topics.ledger)!;
-  ledgerTopic.configEntries = [...(ledgerTopic.configEntries ?? []), ...configEntries];
-  const admin = kafka.admin();
-  await admin.connect();
-  await createTopicsReady(admin, [ledgerTopic]);
-  await admin.disconnect();
-  topics.push(ledgerTopic.topic);
+  topics.push(await createLedgerTopic(kafka, config, configEntries));
   prefixes.push(config.redis.keyPrefix);
   return config;
 }

@@ -1,12 +1,11 @@
 import Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../../src/config';
-import { cordonTopics, createTopicsReady } from '../../src/kafka';
 import { verifyLedger } from '../../src/ledger/audit';
 import { Ledger } from '../../src/ledger/ledger';
 import { LedgerLockLostError } from '../../src/ledger/lock';
 import { ledgerKeys } from '../../src/ledger/registry';
-import { testKafka } from '../support/kafka';
+import { createLedgerTopic, testKafka } from '../support/kafka';
 import { redisAddress, TcpProxy } from '../support/tcp-proxy';
 import { eventually, REDIS_URL, testConfig, testLog } from '../support/stack';
 import { mixedEntries, quarantineHistory } from './fixtures';
@@ -35,10 +34,7 @@ afterAll(async () => {
 
 async function setup(name: string): Promise<Config> {
   const config = testConfig(name);
-  const admin = kafka.admin();
-  await admin.connect();
-  await createTopicsReady(admin, [cordonTopics(config).find((t) => t.topic === config.kafka.topics.ledger)!]);
-  await admin.disconnect();
+  await createLedgerTopic(kafka, config);
   topics.push(config.kafka.topics.ledger);
   return config;
 }

@@ -1,5 +1,5 @@
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
-import { cordonTopics, ensureTopics } from '../../src/kafka';
+import { cordonTopics, createTopicsReady, ensureTopics } from '../../src/kafka';
 import type { Config } from '../../src/config';
 import { KAFKA_BROKERS, uniq } from './stack';
 
@@ -16,6 +16,20 @@ export async function createTopics(kafka: Kafka, config: Config): Promise<void> 
   } finally {
     await admin.disconnect();
   }
+}
+
+/** The config's ledger topic, created as Cordon creates it (1 partition, infinite retention), plus `configEntries`; returns its name. */
+export async function createLedgerTopic(kafka: Kafka, config: Config, configEntries: Array<{ name: string; value: string }> = []): Promise<string> {
+  const spec = cordonTopics(config).find((t) => t.topic === config.kafka.topics.ledger)!;
+  spec.configEntries = [...(spec.configEntries ?? []), ...configEntries];
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await createTopicsReady(admin, [spec]);
+  } finally {
+    await admin.disconnect();
+  }
+  return spec.topic;
 }
 
 export async function deleteTopics(kafka: Kafka, config: Config): Promise<void> {
