@@ -33,73 +33,84 @@ async function bothAssigned(kafka: Kafka, config: Config): Promise<void> {
   }
 }
 
+/** Two correlators' stage: a config of two partitions and its topics; `start` puts two replicas in one group. */
+function twoPartitions(name: string) {
+  const stage = {
+    kafka: undefined as unknown as Kafka,
+    redis: undefined as unknown as Redis,
+    config: undefined as unknown as Config,
+    replicas: [] as Correlator[],
+    offset: 0,
+    async start(): Promise<void> {
+      for (let i = 0; i < 2; i++) {
+        const r = new Correlator({ kafka: testKafka(), redis: stage.redis, config: stage.config, log: testLog, metrics: new Metrics({ defaultMetrics: false }) });
+        stage.replicas.push(r);
+        await r.start();
+      }
+      await bothAssigned(stage.kafka, stage.config);
+    },
+    /** Events on the events topic, keyed and partitioned as the rekey stage sends them. */
+    async publish(events: CordonEvent[]): Promise<void> {
+      const producer = stage.kafka.producer();
+      await producer.connect();
+      await producer.send({
+        topic: stage.config.kafka.topics.events,
+        messages: events.map((event) => ({
+          key: subjectKey(event),
+          partition: partitionFor(subjectKey(event), 2),
+          value: JSON.stringify(event),
+          timestamp: String(event.time),
+          headers: { [ORIGIN_HEADER]: `in/0/${stage.offset++}/0` },
+        })),
+      });
+      await producer.disconnect();
+    },
+  };
+  beforeAll(async () => {
+    stage.kafka = testKafka();
+    stage.redis = new Redis(REDIS_URL);
+    stage.config = testConfig(name, { correlate: { snapshotIntervalMs: 200, engine: { roles: { trustedLabelSources: BUILDER_SOURCES } } } });
+    stage.config.kafka.partitions = 2;
+    await createTopics(stage.kafka, stage.config);
+  });
+  afterAll(async () => {
+    for (const r of stage.replicas) await r.stop();
+    await deleteTopics(stage.kafka, stage.config);
+    stage.redis.disconnect();
+  });
+  return stage;
+}
+
+/** Workstations whose keys land on the given partitions, in order. */
+function hostsOn(wanted: number[], name = 'ws', net = '10.8.0'): Party[] {
+  const out: Party[] = [];
+  for (let n = 1; out.length < wanted.length; n++) {
+    const h = host(`${name}${n}`, `${net}.${n}`, 'workstation');
+    if (partitionFor(keyOf(h), 2) === wanted[out.length]) out.push(h);
+  }
+  return out;
+}
+
 /**
  * Two correlators in one consumer group, two partitions: each owns one. A reaches B on A's
  * partition, B reaches C on B's: the hand-off topic joins them into one incident rooted at A,
  * the one `cordon replay` gives for the same events.
  */
 describe('hop chains across two correlator replicas (real Kafka and Redis)', () => {
-  let kafka: Kafka;
-  let redis: Redis;
-  let config: Config;
-  const replicas: Correlator[] = [];
-
-  beforeAll(async () => {
-    kafka = testKafka();
-    redis = new Redis(REDIS_URL);
-    config = testConfig('handoff', { correlate: { snapshotIntervalMs: 200, engine: { roles: { trustedLabelSources: BUILDER_SOURCES } } } });
-    config.kafka.partitions = 2;
-    await createTopics(kafka, config);
-  });
-  afterAll(async () => {
-    for (const r of replicas) await r.stop();
-    await deleteTopics(kafka, config);
-    redis.disconnect();
-  });
-
-  /** Hosts whose keys land on the given partitions, in order. */
-  function hostsOn(wanted: number[]): Party[] {
-    const out: Party[] = [];
-    for (let n = 1; out.length < wanted.length; n++) {
-      const h = host(`ws${n}`, `10.8.0.${n}`, 'workstation');
-      if (partitionFor(keyOf(h), 2) === wanted[out.length]) out.push(h);
-    }
-    return out;
-  }
-
-  let offset = 0;
-  async function publish(events: CordonEvent[]): Promise<void> {
-    const producer = kafka.producer();
-    await producer.connect();
-    await producer.send({
-      topic: config.kafka.topics.events,
-      messages: events.map((event) => ({
-        key: subjectKey(event),
-        partition: partitionFor(subjectKey(event), 2),
-        value: JSON.stringify(event),
-        timestamp: String(event.time),
-        headers: { [ORIGIN_HEADER]: `in/0/${offset++}/0` },
-      })),
-    });
-    await producer.disconnect();
-  }
+  const stage = twoPartitions('handoff');
 
   it('ends A to B (partition 0) and B to C (partition 1) in one incident rooted at A, as replay does', async () => {
-    for (let i = 0; i < 2; i++) {
-      const r = new Correlator({ kafka: testKafka(), redis, config, log: testLog, metrics: new Metrics({ defaultMetrics: false }) });
-      replicas.push(r);
-      await r.start();
-    }
-    await bothAssigned(kafka, config);
+    const { kafka, config, replicas } = stage;
+    await stage.start();
     const [a, b, c] = hostsOn([0, 1, 0]);
     const first = denied(a!, b!, 135, T0);
     const second = denied(b!, c!, 445, T0 + 30 * MIN);
 
-    await publish([first]);
+    await stage.publish([first]);
     // B's owner has taken the reach in before B moves (B's own moves come minutes later in real life)
     const owner = await eventually(async () => replicas.find((r) => r.engine.snapshot().handoffs?.links.some(([t]) => t === keyOf(b!))), 30_000, "the reach on B's partition");
     expect(partitionFor(keyOf(a!), 2)).not.toBe(partitionFor(keyOf(b!), 2));
-    await publish([second]);
+    await stage.publish([second]);
 
     const messages = await readTopic(kafka, config.kafka.topics.incidents, (ms) =>
       ms.some((m) => (JSON.parse(String(m.value)) as Incident).path.nodes.length === 3),
@@ -132,6 +143,7 @@ describe('hop chains across two correlator replicas (real Kafka and Redis)', () 
   });
 
   it('refuses a hand-off that does not parse, or that names a key its partition does not own, as a dead letter', async () => {
+    const { kafka, config, replicas } = stage;
     const [onZero] = hostsOn([0]);
     const producer = kafka.producer();
     await producer.connect();
@@ -154,52 +166,15 @@ describe('hop chains across two correlator replicas (real Kafka and Redis)', () 
 });
 
 describe('hop chains across replicas from a backlog (both moves on Kafka before the replicas start)', () => {
-  let kafka: Kafka;
-  let redis: Redis;
-  let config: Config;
-  const replicas: Correlator[] = [];
-
-  beforeAll(async () => {
-    kafka = testKafka();
-    redis = new Redis(REDIS_URL);
-    config = testConfig('handoff-backlog', { correlate: { snapshotIntervalMs: 200, engine: { roles: { trustedLabelSources: BUILDER_SOURCES } } } });
-    config.kafka.partitions = 2;
-    await createTopics(kafka, config);
-  });
-  afterAll(async () => {
-    for (const r of replicas) await r.stop();
-    await deleteTopics(kafka, config);
-    redis.disconnect();
-  });
+  const stage = twoPartitions('handoff-backlog');
 
   it("joins them whether B's move is read before or after the reach: one incident rooted at A", async () => {
-    const hosts: Party[] = [];
-    for (let n = 1; hosts.length < 2; n++) {
-      const h = host(`bk${n}`, `10.8.1.${n}`, 'workstation');
-      if (partitionFor(keyOf(h), 2) === hosts.length) hosts.push(h);
-    }
-    const [a, b] = hosts;
+    const { kafka, config } = stage;
+    const [a, b] = hostsOn([0, 1], 'bk', '10.8.1');
     const peer = { ip: '10.8.9.9' }; // unknown role: B's attempt alone opens nothing
     const events = [denied(a!, b!, 135, T0), denied(b!, peer, 445, T0 + 10 * MIN)];
-    const producer = kafka.producer();
-    await producer.connect();
-    await producer.send({
-      topic: config.kafka.topics.events,
-      messages: events.map((event, i) => ({
-        key: subjectKey(event),
-        partition: partitionFor(subjectKey(event), 2),
-        value: JSON.stringify(event),
-        timestamp: String(event.time),
-        headers: { [ORIGIN_HEADER]: `in/0/${i}/0` },
-      })),
-    });
-    await producer.disconnect();
-    for (let i = 0; i < 2; i++) {
-      const r = new Correlator({ kafka: testKafka(), redis, config, log: testLog, metrics: new Metrics({ defaultMetrics: false }) });
-      replicas.push(r);
-      await r.start();
-    }
-    await bothAssigned(kafka, config);
+    await stage.publish(events);
+    await stage.start();
     const messages = await readTopic(
       kafka,
       config.kafka.topics.incidents,
