@@ -61,6 +61,14 @@ describe('config', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it('takes the intake thread count from ingest.threads or CORDON_INGEST_THREADS: auto by default, 0 to 16', () => {
+    expect(loadConfig({ env: {} }).ingest.threads).toBe('auto');
+    expect(loadConfig({ env: { CORDON_INGEST_THREADS: '3' } }).ingest.threads).toBe(3);
+    expect(loadConfig({ env: { CORDON_INGEST_THREADS: 'auto' } }).ingest.threads).toBe('auto');
+    expect(() => loadConfig({ env: { CORDON_INGEST_THREADS: '17' } })).toThrow(/ingest\.threads = 17/);
+    expect(() => loadConfig({ env: { CORDON_INGEST_THREADS: 'many' } })).toThrow(/ingest\.threads = "many"/);
+  });
+
   it('writes to Elasticsearch once a URL is configured, unless told not to; Splunk needs enabled and a token', () => {
     expect(loadConfig({ env: {} }).elasticsearch).toMatchObject({ enabled: false, url: 'http://127.0.0.1:9200', indexPrefix: 'cordon' });
     expect(loadConfig({ env: { CORDON_ES_URL: 'http://es.internal:9200' } }).elasticsearch).toMatchObject({ enabled: true, url: 'http://es.internal:9200' });
