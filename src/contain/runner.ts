@@ -334,7 +334,6 @@ export class PlaybookRunner {
 
   private async ask(run: Run, step: Extract<PlannedStep, { type: 'approve' }>): Promise<void> {
     const quarantine = run.steps.find((s): s is Extract<PlannedStep, { type: 'quarantine' }> => s.type === 'quarantine');
-    const deadline = this.clock() + (Date.parse(step.deadline.latest) - Date.parse(step.startsAt.latest));
     await this.request(run, {
       id: step.jobId,
       stepIndex: step.index,
@@ -343,7 +342,7 @@ export class PlaybookRunner {
       targets: (quarantine?.targets ?? []).filter((t) => t.decision !== 'skip').map(({ key, name, ip }) => ({ key, name, ip })),
       ...(quarantine ? { ttlMs: durationMs(quarantine.ttl), labels: quarantine.labels } : {}),
       approvers: step.approvers,
-      deadline,
+      deadlineInMs: Date.parse(step.deadline.latest) - Date.parse(step.startsAt.latest),
       onTimeout: step.onTimeout,
       ...(step.escalation ? { escalation: { approvers: step.escalation.approvers, deadlineMs: Date.parse(step.escalation.deadline.latest) - Date.parse(step.deadline.latest) } } : {}),
     });
@@ -360,7 +359,7 @@ export class PlaybookRunner {
       ttlMs: durationMs(step.ttl),
       labels: step.labels,
       approvers: a.approvers,
-      deadline: this.clock() + (Date.parse(a.deadline.latest) - Date.parse(step.startsAt.latest)),
+      deadlineInMs: Date.parse(a.deadline.latest) - Date.parse(step.startsAt.latest),
       onTimeout: 'release',
     });
   }
@@ -372,8 +371,13 @@ export class PlaybookRunner {
     return { jobId: `${step.jobId}.approve.${jobSafe(t.key)}`, approvers: pa.approvers, deadline: { earliest: iso, latest: iso }, onTimeout: 'not quarantined' };
   }
 
-  private async request(run: Run, fields: Omit<Approval, 'incidentId' | 'playbookId' | 'state' | 'createdAt' | 'labels'> & { labels?: Record<string, string> }): Promise<void> {
-    const approval: Approval = { labels: {}, ...fields, incidentId: run.incidentId, playbookId: run.playbookId, state: 'pending', createdAt: this.clock() };
+  /** Opens an approval; its deadline is `deadlineInMs` after its creation, both from one reading of the clock. */
+  private async request(
+    run: Run,
+    { deadlineInMs, ...fields }: Omit<Approval, 'incidentId' | 'playbookId' | 'state' | 'createdAt' | 'labels' | 'deadline'> & { labels?: Record<string, string>; deadlineInMs: number },
+  ): Promise<void> {
+    const createdAt = this.clock();
+    const approval: Approval = { labels: {}, ...fields, deadline: createdAt + deadlineInMs, incidentId: run.incidentId, playbookId: run.playbookId, state: 'pending', createdAt };
     const { created } = await this.deps.approvals.create(approval);
     if (!created) return;
     await this.deps.ledger.append({
