@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../../src/config';
 import { Quarantines } from '../../src/contain/quarantine';
-import type { Target } from '../../src/enforcer/enforcer';
+import type { ApplyRequest, Target } from '../../src/enforcer/enforcer';
 import { LabelStoreEnforcer } from '../../src/enforcer/label-store';
 import { verifyLedger } from '../../src/ledger/audit';
 import { Ledger } from '../../src/ledger/ledger';
@@ -118,6 +118,20 @@ describe('quarantine leases on the real ledger', () => {
     expect(expired?.state).toBe('expired');
     expect(expired?.holders).toEqual([]);
     expect((await enforcer.observe(web)).contained).toBe(false);
+    await ledger.close();
+  });
+
+  it("passes the step's cut_connections, the protected selectors and who approved to the enforcer's apply", async () => {
+    const { ledger, enforcer, q } = await setup('apply-request');
+    const seen: ApplyRequest[] = [];
+    const apply = enforcer.apply.bind(enforcer);
+    enforcer.apply = (r) => (seen.push(r), apply(r));
+    const selector = { names: ['db-*'] };
+    await q.contain({ ...req('inc-cut'), cutConnections: false, protected: [selector], approvedBy: 'user:alice' });
+    expect(seen).toEqual([expect.objectContaining({ target: web, cutConnections: false, protected: [selector], approvedBy: 'user:alice' })]);
+    await q.release(web.entity, { incidentId: 'inc-cut', actor: 'user:alice', reason: 'done' });
+    await q.contain({ ...req('inc-cut-2'), cutConnections: true });
+    expect(seen[1]).toMatchObject({ cutConnections: true });
     await ledger.close();
   });
 

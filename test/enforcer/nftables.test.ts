@@ -261,6 +261,21 @@ describeLab(`nftables enforcer: real packets through a router namespace${support
       expect(await ruleset()).toBe(before);
     });
 
+    it('a protected address (a cidrs or names selector) is refused before touching anything, unless a person approved it', async () => {
+      const before = await ruleset();
+      const cidr = `${lab.attacker.ipv4}/32`;
+      for (const selector of [{ cidrs: [cidr] }, { names: [lab.attacker.ipv4] }]) {
+        const err = await enforcer.apply({ ...request(30), protected: [selector] }).catch((e: unknown) => e);
+        expect(err).toMatchObject({ name: 'EnforcerError', retriable: false, code: 'protected' });
+      }
+      expect(await ruleset()).toBe(before);
+      expect(await connect('attacker', 'victim')).toBe('ok');
+      const snapshot = await enforcer.apply({ ...request(30), protected: [{ cidrs: [cidr] }], approvedBy: 'user:alice' });
+      expect((await enforcer.observe(attacker)).contained).toBe(true);
+      await enforcer.revert(snapshot, LEASE);
+      expect((await enforcer.observe(attacker)).contained).toBe(false);
+    });
+
     it('a missing nft binary or namespace is a non-retriable EnforcerError', async () => {
       const noNft = new NftablesEnforcer({ netns: lab.router, nftPath: '/nonexistent/nft' });
       const t0 = Date.now();

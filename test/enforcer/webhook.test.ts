@@ -169,6 +169,14 @@ describe('WebhookEnforcer', () => {
     expect(receiver.labels.get(target.entity)).toEqual({ [Q]: 'true', zone: 'isolated' });
   });
 
+  it("a step's cut_connections reaches the receiver as cutConnections in the apply body, true or false", async () => {
+    for (const cutConnections of [true, false]) {
+      receiver.seen.length = 0;
+      await enforcer({ capabilities: { connectionCut: true } }).apply({ target: newTarget(), labels: { [Q]: 'true' }, expiresAt: 1_900_000_000_000, leaseId: `w-cut-${cutConnections}`, cutConnections });
+      expect(receiver.seen.find((s) => s.body?.action === 'apply')?.body).toMatchObject({ action: 'apply', cutConnections });
+    }
+  });
+
   it('revert restores exactly, and a second revert is a no-op', async () => {
     const target = newTarget({ zone: 'dmz', app: 'db' });
     const e = enforcer();
