@@ -283,20 +283,31 @@ describe('console in headless Chromium (real Service, Kafka, Redis)', () => {
     expect(await page.textContent(`section.lease[data-target="${target}"] .manual-hold`)).toBe('by hand: responder-1');
   });
 
-  it('falls back to polling when the stream cannot be opened', async () => {
+  it('falls back to polling when the stream cannot be opened, and 10 s later opens it again with a new ticket', async () => {
     const ctx = await browser.newContext();
     await ctx.addInitScript(loginScript(TOKENS.viewer));
-    await ctx.route('**/api/events/stream**', (route) => route.abort());
+    const blocked = '**/api/events/stream**';
+    await ctx.route(blocked, (route) => route.abort());
     const p = await ctx.newPage();
     p.on('pageerror', (e) => pageErrors.push(e.message));
+    const tickets: number[] = [];
+    p.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/api/events/ticket') tickets.push(Date.now());
+    });
     await p.goto(`${url}/console#/quarantines`);
     await p.waitForSelector('body[data-updates="poll"]', { timeout: 15_000 });
     expect(await p.textContent('#updates')).toBe('polling every 5 s');
     expect(await p.locator('#manual').count()).toBe(0);
     const polled = await p.waitForRequest((r) => new URL(r.url()).pathname === '/api/quarantines', { timeout: 8_000 });
     expect(polled.method()).toBe('GET');
+
+    await ctx.unroute(blocked);
+    await p.waitForSelector('body[data-updates="stream"]', { timeout: 15_000 });
+    expect(await p.textContent('#updates')).toBe('live');
+    expect(tickets.length).toBeGreaterThanOrEqual(2);
+    expect(tickets[1]! - tickets[0]!).toBeGreaterThanOrEqual(9_000);
     await ctx.close();
-  });
+  }, 40_000);
 
   it('a responder quarantines an entity by hand: the impact preview first, then a reason; the ledger names who and why', async () => {
     const target = incident.path.nodes.find((n) => n !== ROOT)!;
