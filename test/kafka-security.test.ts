@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +108,9 @@ describe('Kafka access config', () => {
     expect(() => loadConfig({ env: { CORDON_KAFKA_TLS_CA_FILE: '/nonexistent/ca.crt' } })).toThrow(/kafka\.tls\.caFile = "\/nonexistent\/ca.crt": cannot read certificate file: ENOENT/);
     expect(() => loadConfig({ env: { CORDON_KAFKA_TLS_CA_FILE: notPem } })).toThrow(/kafka\.tls\.caFile = .*expected a PEM certificate/);
     expect(() => loadConfig({ env: { CORDON_KAFKA_TLS_KEY_FILE: ca() } })).toThrow(/kafka\.tls\.keyFile = .*expected a PEM private key/);
+    const encrypted = join(tmp, 'encrypted.key');
+    writeFileSync(encrypted, generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'secret-pass' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey);
+    expect(() => loadConfig({ env: { CORDON_KAFKA_TLS_KEY_FILE: encrypted } })).toThrow(/kafka\.tls\.keyFile = .*expected an unencrypted PEM private key/);
     expect(() => loadConfig({ env: { CORDON_KAFKA_TLS_CERT_FILE: securityFile('cordon.crt') } })).toThrow(/kafka\.tls = .*expected both certFile and keyFile/);
     expect(() => loadConfig({ overrides: { kafka: { tls: { caFile: ca(), cafile: 'typo' } } }, env: {} })).toThrow(/kafka\.tls.*cafile/);
     const login = { mechanism: 'SCRAM-SHA-256', username: 'cordon', passwordFile: securityFile('cordon.password') };
