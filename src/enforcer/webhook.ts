@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { Logger } from '../logger';
 import { retry } from '../retry';
+import { DEFAULT_JSON_LIMITS, parseJson } from '../validation';
 import {
   EnforcerError,
   type ApplyRequest,
@@ -343,21 +344,18 @@ export class WebhookEnforcer implements Enforcer {
           const detail = timedOut ? `no answer within ${this.config.timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message ?? String(err));
           throw new EnforcerError(`${context}: ${detail}`, true, timedOut ? 'timeout' : 'network');
         }
-        const text = await response.text();
+        const text = await boundedText(response, DEFAULT_JSON_LIMITS.maxBytes);
         if (response.status >= 300) {
           const retriable = [408, 409, 429].includes(response.status) || response.status >= 500;
           if (response.status === 429 || response.status === 503) retryAfterMs = this.retryAfter(response.headers.get('retry-after'));
-          const message = response.status < 400 ? `redirect to ${response.headers.get('location') ?? '?'} not followed` : receiverMessage(text);
+          const message = response.status < 400 ? `redirect to ${response.headers.get('location') ?? '?'} not followed` : text === undefined ? `(a body over ${DEFAULT_JSON_LIMITS.maxBytes} bytes)` : receiverMessage(text);
           throw new EnforcerError(`${context}: receiver answered ${response.status}: ${message}`, retriable, `http_${response.status}`);
         }
+        if (text === undefined) throw this.badResponse(body.action, `body too large: over ${DEFAULT_JSON_LIMITS.maxBytes} bytes`);
         if (response.status === 204 || text.trim() === '') return undefined;
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          throw this.badResponse(body.action, 'body is not JSON');
-        }
-        const parsed = schema.safeParse(json);
+        const json = parseJson(text, DEFAULT_JSON_LIMITS);
+        if (!json.ok) throw this.badResponse(body.action, `body is not JSON within the limits: ${json.reason}`);
+        const parsed = schema.safeParse(json.value);
         if (!parsed.success) throw this.badResponse(body.action, z.prettifyError(parsed.error));
         return parsed.data as z.infer<S>;
       },
@@ -387,6 +385,19 @@ export class WebhookEnforcer implements Enforcer {
   private badResponse(action: string, detail: string): EnforcerError {
     return new EnforcerError(`${this.name} ${action}: receiver response does not follow the contract: ${detail}`, false, 'bad_response');
   }
+}
+
+/** A receiver's answer as text, read up to `max` bytes; undefined past that (the rest is not read). */
+async function boundedText(response: Response, max: number): Promise<string | undefined> {
+  if (!response.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += chunk.byteLength;
+    if (size > max) return undefined; // leaving the loop cancels the stream
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function receiverMessage(text: string): string {

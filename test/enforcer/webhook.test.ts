@@ -291,6 +291,21 @@ describe('WebhookEnforcer', () => {
     expect((err as Error).message).toContain(`priorLabels lacks ${Q}`);
   });
 
+  it('an answer over 1 MiB or nested deeper than 64 levels is a non-retriable bad_response, not parsed into the lease', async () => {
+    const observe = () => enforcer().observe(newTarget()).catch((x: unknown) => x);
+    receiver.failures.push({ status: 200, body: JSON.stringify({ labels: {}, contained: false, pad: 'x'.repeat(1024 * 1024) }) });
+    const big = await observe();
+    expect(big).toMatchObject({ retriable: false, code: 'bad_response' });
+    expect((big as Error).message).toMatch(/body too large: over 1048576 bytes$/);
+    receiver.failures.push({ status: 200, body: `{"labels":{},"contained":false,"deep":${'['.repeat(100_000)}${']'.repeat(100_000)}}` });
+    const deep = await observe();
+    expect(deep).toMatchObject({ retriable: false, code: 'bad_response' });
+    expect((deep as Error).message).toMatch(/body is not JSON within the limits: too deep: nesting goes beyond 64 levels/);
+    receiver.failures.push({ status: 503, body: 'y'.repeat(2 * 1024 * 1024) });
+    const refused = await enforcer({ retry: { retries: 0, initialMs: 10, maxMs: 10 } }).observe(newTarget()).catch((x: unknown) => x);
+    expect((refused as Error).message).toMatch(/receiver answered 503: \(a body over 1048576 bytes\)$/);
+  });
+
   it('verifyWebhookSignature: valid, tampered, wrong secret, rotation, replay window', () => {
     const body = JSON.stringify({ action: 'observe' });
     const now = 1_800_000_000;
