@@ -17,7 +17,7 @@ import { partitionFor } from '../partition';
 import { latestPerIncident } from './coalesce';
 import { CorrelationEngine, type Change, type EngineSnapshot } from './engine';
 import { StatusBacklog, type Waiting } from './status-backlog';
-import { decodeHandoff, handoffKey, type Handoff } from './handoff';
+import { broadcast, decodeHandoff, handoffKey, type Handoff } from './handoff';
 import type { StatusRequest } from '../incidents/lifecycle';
 
 /** What a partition's snapshot holds: engine state, the dedup marks, and the offsets it is valid at. */
@@ -199,17 +199,22 @@ export class Correlator {
     const { topics } = this.deps.config.kafka;
     const out =
       batch.topic === topics.lifecycle ? this.applyStatusRequests(batch, owned) : batch.topic === this.handoffTopic ? this.applyHandoffs(batch, owned) : this.applyEvents(batch, owned);
-    return { ...out, handoffs: this.engine.takeHandoffs().map((h) => this.toHandoffMessage(h)) };
+    return { ...out, handoffs: this.engine.takeHandoffs().flatMap((h) => this.toHandoffMessages(h)) };
   }
 
-  private toHandoffMessage(h: Handoff): Message {
+  /** One record on the key's partition, or one on every partition for a broadcast. */
+  private toHandoffMessages(h: Handoff): Message[] {
     const key = handoffKey(h);
-    return { key, partition: partitionFor(key, this.partitions), value: JSON.stringify(h), headers: { [CHANGE_HEADER]: h.type } };
+    const value = JSON.stringify(h);
+    const headers = { [CHANGE_HEADER]: h.type };
+    const partitions = broadcast(h) ? [...Array(this.partitions).keys()] : [partitionFor(key, this.partitions)];
+    return partitions.map((partition) => ({ key, partition, value, headers }));
   }
 
   /**
-   * Hand-offs from other partitions' engines (hop chains): parsed at the edge; one whose key this
-   * partition does not own is refused (it would plant state where no snapshot keeps it).
+   * Hand-offs from other partitions' engines (hop chains, bindings): parsed at the edge; one whose
+   * key this partition does not own is refused (it would plant state where no snapshot keeps it),
+   * unless every partition takes it (a broadcast).
    */
   private applyHandoffs(batch: Batch, owned: Owned): Omit<Applied, 'handoffs'> {
     const changes: Change[] = [];
@@ -222,7 +227,7 @@ export class Correlator {
         continue;
       }
       const decoded = decodeHandoff(m.value);
-      if (decoded.ok && partitionFor(handoffKey(decoded.handoff), this.partitions) === batch.partition) {
+      if (decoded.ok && (broadcast(decoded.handoff) || partitionFor(handoffKey(decoded.handoff), this.partitions) === batch.partition)) {
         for (const change of this.engine.applyHandoff(decoded.handoff)) changes.push(change);
         applied++;
         continue;

@@ -1,4 +1,4 @@
-import { isFlow, type Anomaly, type CordonEvent, type Flow } from '../events';
+import { isFlow, subjectKey, type Anomaly, type CordonEvent, type Flow } from '../events';
 import { parseCorrelationConfig, type CorrelationConfig, type CorrelationConfigInput } from './config';
 import {
   ALLOWLISTED,
@@ -35,14 +35,15 @@ import {
   type LateralService,
   type ServiceClass,
 } from './ports';
-import { DIRECTORY_CLIENT, DOMAIN_CONTROLLER, RoleResolver, UNKNOWN } from './roles';
+import { DIRECTORY_CLIENT, DOMAIN_CONTROLLER, RoleResolver, SERVES_DIRECTORY, UNKNOWN } from './roles';
 import { ServedMemory } from './baseline';
 import * as signals from './signals';
 import { LATERAL_RULES } from './evidence';
 import * as rules from './scoring';
 import { compileAny } from './selectors';
 import { explainIncident, type Explanation } from './explain';
-import { HandoffMemory, forwardId, type EncodedLinks, type EntityNote, type Forward, type Handoff, type Link, type Reach } from './handoff';
+import { HandoffMemory, forwardId, type Bind, type EncodedLinks, type EntityNote, type Forward, type Handoff, type Link, type Reach } from './handoff';
+import { Directory, type EncodedDirectory, type EncodedLearned } from './directory';
 import { transition, type Transition } from '../incidents/lifecycle';
 
 /**
@@ -68,6 +69,9 @@ export interface EngineSnapshot {
   bindings: [ip: string, key: string][];
   /** Links to campaigns rooted on other partitions, and the forwards applied (handoff.ts). */
   handoffs?: EncodedLinks;
+  /** Addresses other partitions' workloads hold (directory.ts): the same in every partition's snapshot. */
+  directory?: EncodedDirectory;
+  learned?: EncodedLearned;
 }
 
 /** Which entities a snapshot holds: a predicate on the entity key, or a set of keys. */
@@ -112,8 +116,9 @@ export class CorrelationEngine implements rules.RuleContext {
   /** Set when campaigns cross partitions (the correlator); replay leaves it unset. */
   private partitionOf: ((key: string) => number) | undefined = undefined;
   private readonly handoffs: HandoffMemory;
+  private readonly directory: Directory;
   private outbox: Handoff[] = [];
-  readonly handoffStats = { reached: 0, forwarded: 0, applied: 0, declined: 0, refused: 0 };
+  readonly handoffStats = { reached: 0, forwarded: 0, applied: 0, declined: 0, refused: 0, bound: 0, redirected: 0 };
 
   constructor(config: CorrelationConfigInput = {}) {
     this.config = parseCorrelationConfig(config);
@@ -121,6 +126,7 @@ export class CorrelationEngine implements rules.RuleContext {
     this.roles = new RoleResolver(this.config);
     this.entities = new EntityTable(this.config, this.roles, compileAny(this.config.allowlist));
     this.handoffs = new HandoffMemory(this.config.limits.maxHandoffs);
+    this.directory = new Directory(this.config.limits.maxHandoffs, this.config.limits.entityTtlMs);
   }
 
   // ---- campaigns across partitions (handoff.ts) ---------------------------------------------
@@ -128,6 +134,36 @@ export class CorrelationEngine implements rules.RuleContext {
   /** Campaigns cross partitions: `partitionOf` says which partition owns an entity key. */
   shareAcross(partitionOf: (key: string) => number): void {
     this.partitionOf = partitionOf;
+    this.entities.share(this.directory, (s, ip, t) => this.announce(s, ip, t));
+  }
+
+  /** A workload holds an address: every partition learns it (a bare address then means it there too). */
+  private announce(s: EntityState, ip: string, t: number): void {
+    const flags = s.flags & (ALLOWLISTED | SERVES_DIRECTORY | DIRECTORY_CLIENT);
+    const name = s.name;
+    this.outbox.push({ type: 'bind', ip, holder: s.key, ...(name === undefined ? {} : { name }), role: s.role.role, roleSource: s.role.source, flags, at: t });
+    this.handoffStats.bound += 1;
+  }
+
+  /** Behaviour learned here about an entity with an address: every partition learns it. */
+  private share(s: EntityState, flags: number, t: number): void {
+    if (this.partitionOf === undefined || s.ip === undefined) return;
+    this.outbox.push({ type: 'learned', ip: s.ip, flags, at: t });
+  }
+
+  /**
+   * An event about a bare address that a workload on another partition holds goes there: its
+   * evidence belongs with that workload's state. True when it went.
+   */
+  private redirected(event: CordonEvent, t: number): boolean {
+    const part = this.partitionOf;
+    if (part === undefined) return false;
+    const ep = isFlow(event) ? event.src : 'kind' in event.entity ? { workload: event.entity } : event.entity;
+    const key = this.entities.resolve(ep, t);
+    if (part(key) === part(subjectKey(event))) return false;
+    this.outbox.push({ type: 'redirect', to: key, event });
+    this.handoffStats.redirected += 1;
+    return true;
   }
 
   /** The hand-offs raised since the last call, in the order they were raised. */
@@ -143,17 +179,46 @@ export class CorrelationEngine implements rules.RuleContext {
    * far in the future must not expire everything here).
    */
   applyHandoff(h: Handoff): readonly Change[] {
-    return h.type === 'reach' ? this.onReach(h) : this.onForward(h);
+    switch (h.type) {
+      case 'reach':
+        return this.onReach(h);
+      case 'forward':
+        return this.onForward(h);
+      case 'bind':
+        return this.onBind(h);
+      case 'learned':
+        this.directory.learn(h.ip, h.flags, h.at);
+        return EMPTY;
+      case 'redirect':
+        return this.take(h.event, false);
+    }
+  }
+
+  private onBind(h: Bind): readonly Change[] {
+    const { ip, holder: key, type: _type, ...rest } = h;
+    this.directory.bind(ip, { key, ...rest });
+    return EMPTY;
   }
 
   // ---- input -------------------------------------------------------------------------------
 
   /** Feed one normalized event; returns what changed (usually nothing). */
   ingest(event: CordonEvent): readonly Change[] {
-    this.stats.events += 1;
+    return this.take(event, true);
+  }
+
+  /** `mayRedirect`: false for an event another partition redirected here (it stays). */
+  private take(event: CordonEvent, mayRedirect: boolean): readonly Change[] {
     const t = event.time;
     if (t > this.clock) this.clock = t;
     if (this.clock - this.lastSweep >= this.config.limits.sweepEveryMs) this.sweep(this.clock);
+    if (isFlow(event) && isNoise(event)) {
+      this.stats.events += 1;
+      this.stats.noise += 1;
+      return EMPTY;
+    }
+    if (mayRedirect && this.redirected(event, t)) return EMPTY;
+    this.stats.events += 1;
     return isFlow(event) ? this.onFlow(event, t) : this.onAnomaly(event, t);
   }
 
@@ -230,7 +295,8 @@ export class CorrelationEngine implements rules.RuleContext {
     const { entities, bindings } = this.entities.encode(pick);
     const incidents: CampaignData[] = [];
     for (const c of this.incidents.values()) if (pick(c.d.root)) incidents.push(copyCampaign(c.d));
-    return { v: 1, clock: this.clock, lastSweep: this.lastSweep, entities, incidents, bindings, handoffs: this.handoffs.encode(pick) };
+    const shared = this.partitionOf === undefined ? {} : { directory: this.directory.encode(), learned: this.directory.encodeLearned() };
+    return { v: 1, clock: this.clock, lastSweep: this.lastSweep, entities, incidents, bindings, handoffs: this.handoffs.encode(pick), ...shared };
   }
 
   /** A new engine from one snapshot, or several (partitions taken over together). */
@@ -250,6 +316,7 @@ export class CorrelationEngine implements rules.RuleContext {
     for (const d of snap.incidents) this.incidents.set(d.id as string, new Campaign(copyCampaign(d)));
     this.entities.load(snap.entities, snap.bindings, (id) => this.incidents.get(id));
     if (snap.handoffs) this.handoffs.load(snap.handoffs);
+    if (snap.directory) this.directory.load(snap.directory, snap.learned);
   }
 
   /**
@@ -266,10 +333,6 @@ export class CorrelationEngine implements rules.RuleContext {
   // ---- flows -------------------------------------------------------------------------------
 
   private onFlow(f: Flow, t: number): readonly Change[] {
-    if (NOISE_PORTS.has(f.dstPort) || isBroadcastOrMulticast(f.dst.ip) || isLoopback(f.dst.ip)) {
-      this.stats.noise += 1;
-      return EMPTY;
-    }
     const src = this.entities.touch(f.src, t, this.labelSources.has(f.observer.type));
     return f.action === 'denied' ? this.onDenied(f, src, t) : this.onAllowed(f, src, t);
   }
@@ -291,10 +354,14 @@ export class CorrelationEngine implements rules.RuleContext {
     if (dst === src) return EMPTY;
     if (port === RPC_ENDPOINT_MAPPER) (src.epm ??= new EndpointMapperMemory()).remember(dst.key, t, true);
     let out = EMPTY;
-    if (flags !== 0) src.flags |= DIRECTORY_CLIENT;
+    if (flags !== 0 && (src.flags & DIRECTORY_CLIENT) === 0) {
+      src.flags |= DIRECTORY_CLIENT;
+      this.share(src, DIRECTORY_CLIENT, t);
+    }
     if (flags !== 0 && (dst.flags & flags) !== flags) {
       dst.flags |= flags;
       this.entities.learn(dst);
+      this.share(dst, flags, t);
       out = this.onRoleLearned(dst, t);
     }
     const service = this.serviceOf(src, dst, port, t);
@@ -1041,6 +1108,7 @@ export class CorrelationEngine implements rules.RuleContext {
     }
     const expired = this.entities.expire(now);
     this.handoffs.expire(now, Math.max(propagationMs, this.config.windows.attemptedMs));
+    this.directory.expire(now);
     const forgotten: string[] = [];
     const { idleMs, retentionMs } = this.config.incident;
     for (const [id, c] of this.incidents) {
@@ -1090,4 +1158,9 @@ function toPredicate(select: EntitySelection | undefined): (key: string) => bool
   if (typeof select === 'function') return select;
   const keys = new Set(select);
   return (key) => keys.has(key);
+}
+
+/** Flows that never say anything about lateral movement (name resolution, broadcast, loopback). */
+function isNoise(f: Flow): boolean {
+  return NOISE_PORTS.has(f.dstPort) || isBroadcastOrMulticast(f.dst.ip) || isLoopback(f.dst.ip);
 }

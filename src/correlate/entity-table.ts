@@ -1,9 +1,10 @@
 import { entityKey, type WorkloadRef } from '../events';
 import type { CorrelationConfig } from './config';
 import { ALLOWLISTED, EntityState, decodeEntity, encodeEntity, minuteOf, type EncodedEntity } from './entity-state';
+import type { Directory, Holder } from './directory';
 import type { Campaign } from './incident';
 import { isLinkLocal } from './ports';
-import { SERVES_DIRECTORY, type RoleResolver } from './roles';
+import { DIRECTORY_CLIENT, SERVES_DIRECTORY, type RoleResolver } from './roles';
 import type { EntityDescriptor, Matcher } from './selectors';
 
 /**
@@ -21,6 +22,8 @@ export class EntityTable {
   private readonly learned = new Set<EntityState>();
   private readonly ttlMinutes: number;
   private readonly refreshMinutes: number;
+  /** Set when engines share partitions: bindings other partitions announced, and where to announce ours. */
+  private shared: { directory: Directory; announce: (s: EntityState, ip: string, t: number) => void } | undefined;
   evicted = 0;
 
   constructor(
@@ -34,6 +37,18 @@ export class EntityTable {
 
   get size(): number {
     return this.entities.size;
+  }
+
+  /** Bindings are shared across partitions: look bare addresses up in `directory`, announce ours. */
+  share(directory: Directory, announce: (s: EntityState, ip: string, t: number) => void): void {
+    this.shared = { directory, announce };
+  }
+
+  /** The key an endpoint resolves to, without creating or touching anything. */
+  resolve(ep: { ip?: string; workload?: WorkloadRef }, t: number): string {
+    if (ep.workload !== undefined) return entityKey(ep.workload);
+    const ip = ep.ip as string;
+    return this.holder(ip, minuteOf(t))?.key ?? this.shared?.directory.holderOf(ip, t)?.key ?? 'ip:' + ip;
   }
 
   get bindingCount(): number {
@@ -64,12 +79,14 @@ export class EntityTable {
         s = this.create(key, t);
         if (ip !== undefined) this.bind(s, ip);
         this.describe(s, w, minute, trusted);
+        if (ip !== undefined) this.shared?.announce(s, ip, t);
       } else if (minute - s.described >= this.refreshMinutes) {
         if (ip !== undefined && s.ip !== ip && this.bindings.get(ip) !== s) this.bind(s, ip);
         this.describe(s, w, minute, trusted);
+        if (ip !== undefined && this.bindings.get(ip) === s) this.shared?.announce(s, ip, t);
       }
     } else {
-      s = this.holder(ip as string, minute) ?? this.byAddress(ip as string, t, minute);
+      s = this.holder(ip as string, minute) ?? this.announced(ip as string, t, minute) ?? this.byAddress(ip as string, t, minute);
     }
     if (minute > s.seen) s.seen = minute;
     return s;
@@ -82,6 +99,28 @@ export class EntityTable {
     return s;
   }
 
+  /**
+   * The workload another partition announced for an address: its state here (created if need be)
+   * takes what the owner knows of it. Not bound here, so a newer announcement wins at once.
+   */
+  private announced(ip: string, t: number, minute: number): EntityState | undefined {
+    const h = this.shared?.directory.holderOf(ip, t);
+    if (h === undefined) return undefined;
+    const s = this.fresh(this.entities.get(h.key), minute) ?? this.create(h.key, t);
+    this.takeHolder(s, ip, h, minute);
+    return s;
+  }
+
+  private takeHolder(s: EntityState, ip: string, h: Holder, minute: number): void {
+    if (s.ip === undefined || !isLinkLocal(ip)) s.ip = ip;
+    if (h.name !== undefined && s.name !== h.name) s.setName(h.name);
+    s.role = this.roles.revive(h.role, h.roleSource);
+    const learned = (h.flags | (this.shared as { directory: Directory }).directory.flagsOf(ip)) & (ALLOWLISTED | LEARNED);
+    s.flags = (s.flags & ~ALLOWLISTED) | learned;
+    s.described = minute;
+    this.learn(s);
+  }
+
   private byAddress(ip: string, t: number, minute: number): EntityState {
     const key = 'ip:' + ip;
     let s = this.fresh(this.entities.get(key), minute);
@@ -89,6 +128,11 @@ export class EntityTable {
       s = this.create(key, t);
       s.ip = ip;
       this.describe(s, undefined, minute, false);
+    }
+    const learned = this.shared === undefined ? 0 : this.shared.directory.flagsOf(ip) & LEARNED;
+    if ((s.flags & learned) !== learned) {
+      s.flags |= learned;
+      this.learn(s);
     }
     return s;
   }
@@ -229,6 +273,8 @@ export class EntityTable {
 }
 
 const EVICT_TO = 0.9;
+/** Behaviour flags another partition may teach. */
+const LEARNED = SERVES_DIRECTORY | DIRECTORY_CLIENT;
 
 /** A flat, internalized copy of a key built by concatenation (it would otherwise keep its parts alive). */
 function intern(key: string): string {

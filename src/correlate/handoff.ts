@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ANOMALY_KINDS } from '../events';
+import { ANOMALY_KINDS, AllowedFlow, Anomaly, DeniedFlow, Ip, type CordonEvent } from '../events';
 import { describeIssues, parseJson } from '../validation';
 import { RULES } from './evidence';
 import { SERVICE_CLASSES } from './ports';
@@ -14,6 +14,11 @@ import { SERVICE_CLASSES } from './ports';
  * - `forward`, keyed by the root: "B, linked to A's campaign, did this": the evidence, already
  *   weighed and described where B's state lives, with the hop and the two entities it names. The
  *   engine that owns A applies it to A's incident, once (its id is a hash of its content).
+ * - `bind`, sent to every partition: "this address is held by workload W" (directory.ts), so a
+ *   bare address means the same workload everywhere; `learned`, sent to every partition too: what
+ *   an address was seen to do (domain member, directory server).
+ * - `redirect`, keyed by the workload: an event whose subject is a bare address that a workload
+ *   on another partition holds, so its evidence is gathered where that workload's state lives.
  *
  * The records are Cordon's own, but they cross Kafka: they are parsed with zod on the way in, and
  * a record whose key the partition it came on does not own is refused.
@@ -78,18 +83,63 @@ const ForwardSchema = z.strictObject({
   entities: z.array(z.strictObject({ entity: EntityNoteSchema, position: z.enum(['pivot', 'target']) })).max(2),
 });
 
-const HandoffSchema = z.discriminatedUnion('type', [ReachSchema, ForwardSchema]);
+const BindSchema = z.strictObject({
+  type: z.literal('bind'),
+  ip: Ip,
+  holder: Key,
+  name: z.string().max(512).optional(),
+  role: z.string().min(1).max(64),
+  roleSource: z.enum(['label', 'inventory', 'observed', 'kind', 'default']),
+  flags: z.number().int().min(0).max(1023),
+  at: Time,
+});
+
+const LearnedSchema = z.strictObject({
+  type: z.literal('learned'),
+  ip: Ip,
+  flags: z.number().int().min(1).max(255),
+  at: Time,
+});
+
+const RedirectSchema = z.strictObject({
+  type: z.literal('redirect'),
+  to: Key,
+  event: z.union([DeniedFlow, AllowedFlow, Anomaly]),
+});
+
+const HandoffSchema = z.discriminatedUnion('type', [ReachSchema, ForwardSchema, BindSchema, LearnedSchema, RedirectSchema]);
 
 export type Reach = z.infer<typeof ReachSchema>;
 export type Forward = z.infer<typeof ForwardSchema>;
+export type Bind = z.infer<typeof BindSchema>;
+export type Learned = z.infer<typeof LearnedSchema>;
+export interface Redirect {
+  type: 'redirect';
+  to: string;
+  event: CordonEvent;
+}
 export type Carried = z.infer<typeof CarriedSchema>;
 export type EntityNote = z.infer<typeof EntityNoteSchema>;
-export type Handoff = Reach | Forward;
+export type Handoff = Reach | Forward | Bind | Learned | Redirect;
 
-/** The entity whose partition a hand-off goes to (its Kafka key). */
+/** The entity whose partition a hand-off goes to (its Kafka key); a bind goes to every partition. */
 export function handoffKey(h: Handoff): string {
-  return h.type === 'reach' ? h.target : h.root;
+  switch (h.type) {
+    case 'reach':
+      return h.target;
+    case 'forward':
+      return h.root;
+    case 'bind':
+      return h.holder;
+    case 'learned':
+      return 'ip:' + h.ip;
+    case 'redirect':
+      return h.to;
+  }
 }
+
+/** A hand-off every partition takes, whatever its key. */
+export const broadcast = (h: Handoff): boolean => h.type === 'bind' || h.type === 'learned';
 
 export type Decoded = { ok: true; handoff: Handoff } | { ok: false; reason: string };
 
@@ -99,7 +149,7 @@ export function decodeHandoff(bytes: Buffer | string | null): Decoded {
   const json = parseJson(String(bytes));
   if (!json.ok) return json;
   const parsed = HandoffSchema.safeParse(json.value);
-  return parsed.success ? { ok: true, handoff: parsed.data } : { ok: false, reason: describeIssues(parsed.error) };
+  return parsed.success ? { ok: true, handoff: parsed.data as Handoff } : { ok: false, reason: describeIssues(parsed.error) };
 }
 
 /** A forward's id: a hash of what it says, so an engine replaying the same events sends the same id. */

@@ -1,9 +1,10 @@
 import Redis from 'ioredis';
-import { AssignerProtocol, type Kafka } from 'kafkajs';
+import { AssignerProtocol, type Kafka, type KafkaMessage } from 'kafkajs';
 import type { Config } from '../../src/config';
+import type { CorrelationConfigInput } from '../../src/correlate/config';
 import { CHANGE_HEADER, Correlator } from '../../src/correlate/correlator';
 import type { Incident } from '../../src/correlate/incident';
-import { replay } from '../../src/correlate/replay';
+import { replay, sortByTime } from '../../src/correlate/replay';
 import { subjectKey, type CordonEvent } from '../../src/events';
 import { ORIGIN_HEADER } from '../../src/ingest/intake';
 import { DLQ_HEADERS } from '../../src/ingest/dead-letter';
@@ -12,6 +13,7 @@ import { Metrics } from '../../src/metrics';
 import { partitionFor } from '../../src/partition';
 import { createTopics, deleteTopics, header, readTopic, testKafka } from '../support/kafka';
 import { REDIS_URL, eventually, testConfig, testLog } from '../support/stack';
+import { available, lateralEvents, lateralTruth } from './recordings';
 import { BUILDER_SOURCES, MIN, T0, denied, host, keyOf, trustingBuilder, type Party } from './builder';
 
 jest.setTimeout(120_000);
@@ -34,7 +36,7 @@ async function bothAssigned(kafka: Kafka, config: Config): Promise<void> {
 }
 
 /** Two correlators' stage: a config of two partitions and its topics; `start` puts two replicas in one group. */
-function twoPartitions(name: string) {
+function twoPartitions(name: string, engine: CorrelationConfigInput = { roles: { trustedLabelSources: BUILDER_SOURCES } }) {
   const stage = {
     kafka: undefined as unknown as Kafka,
     redis: undefined as unknown as Redis,
@@ -69,7 +71,7 @@ function twoPartitions(name: string) {
   beforeAll(async () => {
     stage.kafka = testKafka();
     stage.redis = new Redis(REDIS_URL);
-    stage.config = testConfig(name, { correlate: { snapshotIntervalMs: 200, engine: { roles: { trustedLabelSources: BUILDER_SOURCES } } } });
+    stage.config = testConfig(name, { correlate: { snapshotIntervalMs: 200, engine } });
     stage.config.kafka.partitions = 2;
     await createTopics(stage.kafka, stage.config);
   });
@@ -134,7 +136,8 @@ describe('hop chains across two correlator replicas (real Kafka and Redis)', () 
     });
     expect(stored.root).toBe(keyOf(a!));
 
-    const handoffs = await readTopic(kafka, handoffTopic(config), (ms) => ms.length >= 2);
+    const chain = (ms: KafkaMessage[]) => ms.filter((m) => ['reach', 'forward'].includes(header(m, CHANGE_HEADER) ?? ''));
+    const handoffs = chain(await readTopic(kafka, handoffTopic(config), (ms) => chain(ms).length >= 2));
     // one reach to B's partition, one forward to A's (read back across partitions: in no set order)
     expect(handoffs.map((m) => [header(m, CHANGE_HEADER), partitionFor(String(m.key), 2)]).sort()).toEqual([
       ['forward', partitionFor(keyOf(a!), 2)],
@@ -186,5 +189,35 @@ describe('hop chains across replicas from a backlog (both moves on Kafka before 
     const last = versions.at(-1)!;
     expect(last.path.nodes).toEqual([keyOf(a!), keyOf(b!), 'ip:10.8.9.9']);
     expect([[last.id, last.score]]).toEqual(replay(events, trustingBuilder()).incidents.map((i) => [i.id, i.score]));
+  });
+});
+
+/**
+ * A recorded attack across two replicas: the attacker's own events bind its address on its
+ * host's partition; the victim logs it by address, on the address's partition. The binding is
+ * broadcast and the victim's records are redirected: the incidents are replay's.
+ */
+describe('a recorded attack across two replicas (bindings broadcast, bare addresses redirected)', () => {
+  const LAB: CorrelationConfigInput = { roles: { inventory: [{ selector: { name: 'WORKSTATION*' }, role: 'workstation' }] } };
+  const stage = twoPartitions('handoff-recording', LAB);
+  const run = available ? it : it.skip;
+
+  run('covenant_dcom_iertutil_dll_hijack gives the incident replay gives, rooted at the host', async () => {
+    const { kafka, config, replicas } = stage;
+    const truth = lateralTruth().find((t) => t.dataset === 'covenant_dcom_iertutil_dll_hijack')!;
+    const events = sortByTime(lateralEvents(truth.dataset));
+    const cut = events.findIndex((e) => e.time >= truth.firstAttack);
+    await stage.start();
+    // the network ran before the attack: its hosts' bindings reached every replica
+    await stage.publish(events.slice(0, cut));
+    await eventually(async () => (replicas.every((r) => r.engine.snapshot().directory?.some(([ip]) => ip === truth.attacker)) ? true : undefined), 30_000, "the attacker's binding on both replicas");
+    await stage.publish(events.slice(cut));
+    const single = replay(events, LAB).incidents;
+    expect(single.map((i) => i.root)).toEqual(['host:workstation5.theshire.local']);
+    const expected = single.at(-1)!;
+    const messages = await readTopic(kafka, config.kafka.topics.incidents, (ms) => ms.some((m) => (JSON.parse(String(m.value)) as Incident).score === expected.score), 60_000);
+    const last = messages.map((m) => JSON.parse(String(m.value)) as Incident).at(-1)!;
+    expect([last.id, last.root, last.severity, last.score, last.path.nodes]).toEqual([expected.id, expected.root, expected.severity, expected.score, expected.path.nodes]);
+    expect(replicas.reduce((n, r) => n + r.engine.handoffStats.redirected, 0)).toBeGreaterThan(0);
   });
 });

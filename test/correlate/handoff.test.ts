@@ -1,77 +1,12 @@
 import type { CordonEvent } from '../../src/events';
-import { subjectKey } from '../../src/events';
-import { CorrelationEngine, type Change } from '../../src/correlate/engine';
-import { HandoffMemory, decodeHandoff, forwardId, handoffKey, type Forward, type Handoff } from '../../src/correlate/handoff';
+import { CorrelationEngine } from '../../src/correlate/engine';
+import { HandoffMemory, broadcast, decodeHandoff, forwardId, handoffKey, type Forward, type Handoff } from '../../src/correlate/handoff';
 import type { Incident } from '../../src/correlate/incident';
 import { replay } from '../../src/correlate/replay';
 import { partitionFor } from '../../src/partition';
-import { HOUR, MIN, T0, allowed, anomaly, denied, host, keyOf, trustingBuilder, type Party } from './builder';
-
-/**
- * One engine per partition, as replicas that each own one partition: events go to the engine of
- * their subject's partition, hand-offs to the engine of their key's (at once, or held back a while).
- */
-class Cluster {
-  readonly engines: CorrelationEngine[];
-  readonly changes: Change[] = [];
-  readonly sent: Handoff[] = [];
-  private held: Handoff[] = [];
-  /** Incidents the engines forgot before the end (replay reports them too). */
-  private readonly forgotten = new Map<string, Incident>();
-
-  constructor(
-    readonly partitions: number,
-    config = trustingBuilder(),
-    private readonly deliver: 'now' | 'later' = 'now',
-  ) {
-    this.engines = Array.from({ length: partitions }, () => {
-      const e = new CorrelationEngine(config);
-      e.shareAcross((key) => partitionFor(key, partitions));
-      e.whenForgotten((i) => this.forgotten.set(i.id, i));
-      return e;
-    });
-  }
-
-  engineOf(key: string): CorrelationEngine {
-    return this.engines[partitionFor(key, this.partitions)]!;
-  }
-
-  feed(events: readonly CordonEvent[]): this {
-    for (const event of events) {
-      const engine = this.engineOf(subjectKey(event));
-      this.changes.push(...engine.ingest(event));
-      this.route(engine);
-      if (this.deliver === 'now') this.flush();
-    }
-    return this.flush();
-  }
-
-  flush(): this {
-    while (this.held.length > 0) {
-      const h = this.held.shift()!;
-      const engine = this.engineOf(handoffKey(h));
-      this.changes.push(...engine.applyHandoff(h));
-      this.route(engine);
-    }
-    return this;
-  }
-
-  private route(engine: CorrelationEngine): void {
-    for (const h of engine.takeHandoffs()) {
-      // what crosses Kafka is JSON, parsed at the edge
-      const decoded = decodeHandoff(JSON.stringify(h));
-      if (!decoded.ok) throw new Error(decoded.reason);
-      this.sent.push(decoded.handoff);
-      this.held.push(decoded.handoff);
-    }
-  }
-
-  incidents(): Incident[] {
-    const all = new Map(this.forgotten);
-    for (const e of this.engines) for (const i of e.listIncidents()) all.set(i.id, i);
-    return [...all.values()].sort((a, b) => a.firstSeen - b.firstSeen || (a.id < b.id ? -1 : 1));
-  }
-}
+import { Cluster } from './cluster';
+import { SERVES_DIRECTORY } from '../../src/correlate/roles';
+import { HOUR, MIN, SEC, T0, allowed, anomaly, denied, host, keyOf, trustingBuilder, type Party } from './builder';
 
 /** Hosts named `<prefix><n>` whose keys land on the given partitions, in order. */
 function hostsOn(partitions: number, wanted: number[], prefix = 'ws'): Party[] {
@@ -111,7 +46,7 @@ describe('hop chains across partitions (hand-offs)', () => {
     expect(live[0]!.entities.find((e) => e.key === keyOf(b!))!.position).toBe('pivot');
     expect(live[0]!.evidence.byRule.propagation).toEqual({ count: 1, weight: 4 });
     expect(live.map(shape)).toEqual(replay(events, trustingBuilder()).incidents.map(shape));
-    expect(cluster.sent.map((h) => h.type)).toEqual(['reach', 'forward']);
+    expect(cluster.sent.filter((h) => !broadcast(h)).map((h) => h.type)).toEqual(['reach', 'forward']);
     // B's partition holds no incident of its own: the evidence went to A's
     expect(cluster.engineOf(keyOf(b!)).listIncidents()).toEqual([]);
   });
@@ -204,7 +139,8 @@ describe('hop chains across partitions (hand-offs)', () => {
     const spoofed = denied(host('ghost', '10.66.0.1', 'workstation'), b!, 445, T0);
     const cluster = new Cluster(2).feed([spoofed]);
     expect(cluster.incidents()).toEqual([]);
-    expect(cluster.sent).toEqual([]);
+    // only the addresses' bindings went out, to every partition: no reach, no forward
+    expect(cluster.sent.map((h) => h.type)).toEqual(['bind', 'bind']);
   });
 
   it("declines evidence for a campaign that was closed meanwhile, and counts it", () => {
@@ -306,5 +242,92 @@ describe('a forward applied to the root\'s incident', () => {
     const inc = engine.listIncidents()[0]!;
     expect(inc.path.edges.map((e) => [e.from, e.to])).toContainEqual([keyOf(c), keyOf(dc)]);
     expect(inc.entities.find((e) => e.key === keyOf(dc))).toMatchObject({ role: 'domain-controller', roleSource: 'inventory' });
+  });
+});
+
+describe('bindings and learned behaviour across partitions (bind, learned, redirect)', () => {
+  /** A host whose key and whose bare address land on different partitions of two. */
+  function splitHost(name: string, net: string): Party {
+    for (let n = 1; ; n++) {
+      const h = host(`${name}${n}`, `${net}.${n}`, 'workstation');
+      if (partitionFor(keyOf(h), 2) !== partitionFor(`ip:${h.ip}`, 2)) return h;
+    }
+  }
+  const a = splitHost('sa', '10.9.0');
+  const [b] = hostsOn(2, [partitionFor(keyOf(a), 2) === 0 ? 1 : 0], 'sb');
+  const bare = { ip: a.ip! };
+
+  it('redirects a flow from a bare address to the partition of the workload holding it, as replay attributes it', () => {
+    // A's own event binds its address; its peer logs A's next call by address only
+    const events = [allowed(a, { ip: '10.9.9.1' }, 443, T0), denied(bare, b!, 445, T0 + MIN), denied(bare, b!, 135, T0 + 2 * MIN)];
+    const cluster = new Cluster(2).feed(events);
+    expect(cluster.engineOf(`ip:${a.ip}`).handoffStats.redirected).toBe(2);
+    expect(cluster.engineOf(`ip:${a.ip}`).entity(`ip:${a.ip}`)).toBeUndefined();
+    expect(cluster.incidents().map(shape)).toEqual(replay(events, trustingBuilder()).incidents.map(shape));
+    expect(cluster.incidents()[0]!.root).toBe(keyOf(a));
+  });
+
+  it('resolves a bare destination address to its workload on a partition that never saw the workload', () => {
+    const events = [allowed(a, { ip: '10.9.9.1' }, 443, T0), denied(b!, bare, 445, T0 + MIN)];
+    const cluster = new Cluster(2).feed(events);
+    const here = cluster.engineOf(keyOf(b!));
+    expect(here).not.toBe(cluster.engineOf(keyOf(a)));
+    expect(here.entity(keyOf(a))?.ip).toBe(a.ip);
+    expect(here.entity(`ip:${a.ip}`)).toBeUndefined();
+  });
+
+  it('keeps the bindings through a snapshot of any partition: a restarted replica still redirects', () => {
+    const cluster = new Cluster(2).feed([allowed(a, { ip: '10.9.9.1' }, 443, T0)]);
+    const own = (key: string) => partitionFor(key, 2) === partitionFor(`ip:${a.ip}`, 2);
+    const snap = JSON.parse(JSON.stringify(cluster.engineOf(`ip:${a.ip}`).snapshot(own)));
+    const restored = CorrelationEngine.restore(snap, trustingBuilder());
+    restored.shareAcross((key) => partitionFor(key, 2));
+    const call = denied(bare, b!, 445, T0 + MIN);
+    expect(restored.ingest(call)).toEqual([]);
+    expect(restored.takeHandoffs()).toEqual([{ type: 'redirect', to: keyOf(a), event: call }]);
+  });
+
+  it('announces a binding when a workload is first seen on an address, then once per descriptor refresh while it is', () => {
+    const engine = new CorrelationEngine(trustingBuilder({ limits: { descriptorRefreshMs: 10 * MIN } }));
+    engine.shareAcross((key) => partitionFor(key, 2));
+    for (let m = 0; m < 25; m++) engine.ingest(allowed(a, { ip: '10.9.9.1' }, 443, T0 + m * MIN));
+    const binds = engine.takeHandoffs().filter((h) => h.type === 'bind');
+    expect(binds.map((h) => (h.type === 'bind' ? [h.ip, h.holder, h.role, (h.at - T0) / MIN] : []))).toEqual([
+      [a.ip, keyOf(a), 'workstation', 0],
+      [a.ip, keyOf(a), 'workstation', 10],
+      [a.ip, keyOf(a), 'workstation', 20],
+    ]);
+  });
+
+  it('ingests a redirected event where it lands, never sending it on again', () => {
+    const engine = new CorrelationEngine(trustingBuilder());
+    engine.shareAcross((key) => partitionFor(key, 2));
+    engine.applyHandoff({ type: 'bind', ip: a.ip!, holder: keyOf(a), role: 'workstation', roleSource: 'label', flags: 0, at: T0 });
+    engine.applyHandoff({ type: 'redirect', to: keyOf(a), event: denied(bare, b!, 445, T0 + MIN) });
+    expect(engine.takeHandoffs().filter((h) => h.type === 'redirect')).toEqual([]);
+    expect(engine.entity(keyOf(a))?.risk).toBeGreaterThan(0);
+  });
+
+  it('teaches every partition a domain controller learned on one: spoofed calls to its address stay protected', () => {
+    const dc = { ip: '10.9.5.5' };
+    const members = Array.from({ length: 6 }, (_, i) => host(`m${i}`, `10.9.1.${i + 1}`, 'workstation'));
+    const asking = members.filter((m) => partitionFor(keyOf(m), 2) === 0).slice(0, 2);
+    const attacker = members.find((m) => partitionFor(keyOf(m), 2) === 1)!;
+    const events = [...asking.map((m, i) => allowed(m, dc, 88, T0 + i * SEC)), denied(attacker, dc, 445, T0 + MIN)];
+    const cluster = new Cluster(2).feed(events);
+    const there = cluster.engineOf(keyOf(attacker)).entity(`ip:${dc.ip}`)!;
+    expect(there.flags & SERVES_DIRECTORY).toBe(SERVES_DIRECTORY);
+    expect(cluster.incidents().map(shape)).toEqual(replay(events, trustingBuilder()).incidents.map(shape));
+  });
+
+  it.each([
+    ['a bind naming no address', { type: 'bind', ip: 'ws1', holder: 'host:ws1', role: 'x', roleSource: 'label', flags: 0, at: T0 }, 'ip'],
+    ['a bind with flags out of range', { type: 'bind', ip: '10.0.0.1', holder: 'host:ws1', role: 'x', roleSource: 'label', flags: 1 << 12, at: T0 }, 'flags'],
+    ['a learned record that teaches nothing', { type: 'learned', ip: '10.0.0.1', flags: 0, at: T0 }, 'flags'],
+    ['a redirect whose event is not one', { type: 'redirect', to: 'host:ws1', event: { action: 'denied' } }, 'event'],
+  ])('refuses %s at the edge, naming the field', (_what, record, field) => {
+    const decoded = decodeHandoff(JSON.stringify(record));
+    expect(decoded.ok).toBe(false);
+    expect(decoded.ok ? '' : decoded.reason).toContain(field);
   });
 });
