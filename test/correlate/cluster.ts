@@ -77,3 +77,17 @@ export class Cluster {
   }
 }
 
+/** What an analyst reads of an incident: the same whichever way it was correlated. */
+export function shape(i: Incident) {
+  return {
+    id: i.id,
+    root: i.root,
+    severity: i.severity,
+    score: i.score,
+    nodes: i.path.nodes,
+    edges: i.path.edges.map((e) => [e.from, e.to, e.ports, e.denied, e.allowed]),
+    entities: i.entities.map((e) => [e.key, e.position, e.role]).sort(),
+    byRule: i.evidence.byRule,
+    techniques: i.techniques,
+  };
+}

@@ -4,7 +4,7 @@ import { HandoffMemory, broadcast, decodeHandoff, forwardId, handoffKey, type Fo
 import type { Incident } from '../../src/correlate/incident';
 import { replay } from '../../src/correlate/replay';
 import { partitionFor } from '../../src/partition';
-import { Cluster } from './cluster';
+import { Cluster, shape } from './cluster';
 import { SERVES_DIRECTORY } from '../../src/correlate/roles';
 import { HOUR, MIN, SEC, T0, allowed, anomaly, denied, host, keyOf, trustingBuilder, type Party } from './builder';
 
@@ -18,20 +18,6 @@ function hostsOn(partitions: number, wanted: number[], prefix = 'ws'): Party[] {
   return out;
 }
 
-/** What an analyst reads of an incident: the same whichever way it was correlated. */
-function shape(i: Incident) {
-  return {
-    id: i.id,
-    root: i.root,
-    severity: i.severity,
-    score: i.score,
-    nodes: i.path.nodes,
-    edges: i.path.edges.map((e) => [e.from, e.to, e.ports, e.denied, e.allowed]),
-    entities: i.entities.map((e) => [e.key, e.position, e.role]).sort(),
-    byRule: i.evidence.byRule,
-    techniques: i.techniques,
-  };
-}
 
 describe('hop chains across partitions (hand-offs)', () => {
   const [a, b, c] = hostsOn(2, [0, 1, 0]);

@@ -1,9 +1,8 @@
 import type { CorrelationConfigInput } from '../../src/correlate/config';
-import type { Incident } from '../../src/correlate/incident';
 import { replay, sortByTime } from '../../src/correlate/replay';
 import type { CordonEvent } from '../../src/events';
 import { isFlow } from '../../src/events';
-import { Cluster } from './cluster';
+import { Cluster, shape } from './cluster';
 import { apt29Events, available, lateralEvents, lateralTruth } from './recordings';
 
 /**
@@ -17,19 +16,6 @@ import { apt29Events, available, lateralEvents, lateralTruth } from './recording
 const LAB: CorrelationConfigInput = { roles: { inventory: [{ selector: { name: 'WORKSTATION*' }, role: 'workstation' }] } };
 
 const suite = available ? describe : describe.skip;
-
-function shape(i: Incident) {
-  return {
-    id: i.id,
-    root: i.root,
-    severity: i.severity,
-    score: i.score,
-    nodes: i.path.nodes,
-    edges: i.path.edges.map((e) => `${e.from}>${e.to}:${e.ports.join('/')}`),
-    entities: i.entities.map((e) => `${e.key} ${e.role} ${e.position}`),
-    techniques: i.techniques,
-  };
-}
 
 const recordings = available ? lateralTruth() : [];
 
