@@ -1,4 +1,5 @@
 import type { CorrelationConfigInput } from '../../src/correlate/config';
+import type { Incident } from '../../src/correlate/incident';
 import { replay, sortByTime } from '../../src/correlate/replay';
 import type { CordonEvent } from '../../src/events';
 import { isFlow } from '../../src/events';
@@ -57,12 +58,18 @@ suite('live mode gives the incidents replay gives, on the recorded attacks', () 
       const bound = boundAddresses(before);
       if (!single.every((i) => i.entities.every((e) => e.ip === undefined || bound.has(e.ip)))) continue;
       const cluster = new Cluster(4, LAB, 100).feed(before).feed(events.slice(before.length));
-      expect({ dataset: t.dataset, incidents: cluster.incidents().map(shape) }).toEqual({ dataset: t.dataset, incidents: single.map(shape) });
+      expect({ dataset: t.dataset, incidents: cluster.incidents().map(verdict) }).toEqual({ dataset: t.dataset, incidents: single.map(verdict) });
       compared += 1;
     }
     expect(compared).toBeGreaterThanOrEqual(18); // of the 25 with a known attacker, 18 bound every address before the attack
   });
 });
+
+/** The incident as a playbook matches it; a flow a batch late may still move an edge's counters. */
+function verdict(i: Incident) {
+  const { byRule: _byRule, edges, ...rest } = shape(i);
+  return { ...rest, edges: edges.map(([from, to, ports]) => [from, to, ports]) };
+}
 
 /** Addresses a workload was seen holding in these events. */
 function boundAddresses(events: readonly CordonEvent[]): Set<string> {
