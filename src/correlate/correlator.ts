@@ -109,7 +109,7 @@ export class Correlator {
   async start(): Promise<void> {
     this.partitions = await partitionCount(this.deps.kafka, this.deps.config.kafka.topics.events);
     const partitions = this.partitions;
-    this.engine.shareAcross((key) => partitionFor(key, partitions));
+    this.engine.shareAcross((key) => partitionFor(key, partitions), (partition) => this.owned.has(partition));
     await this.producer.connect();
     await this.consumer.connect();
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
@@ -202,12 +202,12 @@ export class Correlator {
     return { ...out, handoffs: this.engine.takeHandoffs().flatMap((h) => this.toHandoffMessages(h)) };
   }
 
-  /** One record on the key's partition, or one on every partition for a broadcast. */
+  /** One record on the key's partition, or one on every partition this replica does not read for a broadcast (its engine has it). */
   private toHandoffMessages(h: Handoff): Message[] {
     const key = handoffKey(h);
     const value = JSON.stringify(h);
     const headers = { [CHANGE_HEADER]: h.type };
-    const partitions = broadcast(h) ? [...Array(this.partitions).keys()] : [partitionFor(key, this.partitions)];
+    const partitions = broadcast(h) ? [...Array(this.partitions).keys()].filter((p) => !this.owned.has(p)) : [partitionFor(key, this.partitions)];
     return partitions.map((partition) => ({ key, partition, value, headers }));
   }
 

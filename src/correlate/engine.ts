@@ -115,6 +115,8 @@ export class CorrelationEngine implements rules.RuleContext {
   private onForgotten: ((incident: Incident) => void) | undefined = undefined;
   /** Set when campaigns cross partitions (the correlator); replay leaves it unset. */
   private partitionOf: ((key: string) => number) | undefined = undefined;
+  /** Partitions this engine reads too (one replica owning several): a redirect there stays here. */
+  private ownedHere: (partition: number) => boolean = () => false;
   private readonly handoffs: HandoffMemory;
   private readonly directory: Directory;
   private outbox: Handoff[] = [];
@@ -132,8 +134,9 @@ export class CorrelationEngine implements rules.RuleContext {
   // ---- campaigns across partitions (handoff.ts) ---------------------------------------------
 
   /** Campaigns cross partitions: `partitionOf` says which partition owns an entity key. */
-  shareAcross(partitionOf: (key: string) => number): void {
+  shareAcross(partitionOf: (key: string) => number, ownedHere: (partition: number) => boolean = () => false): void {
     this.partitionOf = partitionOf;
+    this.ownedHere = ownedHere;
     this.entities.share(this.directory, (s, ip, t) => this.announce(s, ip, t));
   }
 
@@ -141,13 +144,16 @@ export class CorrelationEngine implements rules.RuleContext {
   private announce(s: EntityState, ip: string, t: number): void {
     const flags = s.flags & (ALLOWLISTED | SERVES_DIRECTORY | DIRECTORY_CLIENT);
     const name = s.name;
-    this.outbox.push({ type: 'bind', ip, holder: s.key, ...(name === undefined ? {} : { name }), role: s.role.role, roleSource: s.role.source, flags, at: t });
+    const bind: Bind = { type: 'bind', ip, holder: s.key, ...(name === undefined ? {} : { name }), role: s.role.role, roleSource: s.role.source, flags, at: t };
+    this.onBind(bind);
+    this.outbox.push(bind);
     this.handoffStats.bound += 1;
   }
 
   /** Behaviour learned here about an entity with an address: every partition learns it. */
   private share(s: EntityState, flags: number, t: number): void {
     if (this.partitionOf === undefined || s.ip === undefined) return;
+    this.directory.learn(s.ip, flags, t);
     this.outbox.push({ type: 'learned', ip: s.ip, flags, at: t });
   }
 
@@ -160,7 +166,8 @@ export class CorrelationEngine implements rules.RuleContext {
     if (part === undefined) return false;
     const ep = isFlow(event) ? event.src : 'kind' in event.entity ? { workload: event.entity } : event.entity;
     const key = this.entities.resolve(ep, t);
-    if (part(key) === part(subjectKey(event))) return false;
+    const to = part(key);
+    if (to === part(subjectKey(event)) || this.ownedHere(to)) return false;
     this.outbox.push({ type: 'redirect', to: key, event });
     this.handoffStats.redirected += 1;
     return true;

@@ -25,9 +25,9 @@ export class Cluster {
     /** Hand-offs at once, after the feed, or after every n events (a consumer's batch). */
     private readonly deliver: 'now' | 'later' | number = 'now',
   ) {
-    this.engines = Array.from({ length: partitions }, () => {
+    this.engines = Array.from({ length: partitions }, (_, i) => {
       const e = new CorrelationEngine(config);
-      e.shareAcross((key) => partitionFor(key, partitions));
+      e.shareAcross((key) => partitionFor(key, partitions), (p) => p === i);
       e.whenForgotten((i) => this.forgotten.set(i.id, i));
       return e;
     });
