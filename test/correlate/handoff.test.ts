@@ -285,6 +285,16 @@ describe('bindings and learned behaviour across partitions (bind, learned, redir
     ]);
   });
 
+  it('reads an event about an address held on a partition it also owns in place: no redirect', () => {
+    const engine = new CorrelationEngine(trustingBuilder());
+    engine.shareAcross((key) => partitionFor(key, 2), () => true);
+    engine.ingest(allowed(a, { ip: '10.9.9.1' }, 443, T0));
+    engine.ingest(denied(bare, b!, 445, T0 + MIN));
+    expect(engine.takeHandoffs().map((h) => h.type)).toEqual(['bind', 'bind']);
+    expect(engine.entity(keyOf(a))!.risk).toBeGreaterThan(0);
+    expect(engine.entity(`ip:${a.ip}`)).toBeUndefined();
+  });
+
   it('ingests a redirected event where it lands, never sending it on again', () => {
     const engine = new CorrelationEngine(trustingBuilder());
     engine.shareAcross((key) => partitionFor(key, 2));
