@@ -83,7 +83,7 @@ export class EntityTable {
       } else if (minute - s.described >= this.refreshMinutes) {
         if (ip !== undefined && s.ip !== ip && this.bindings.get(ip) !== s) this.bind(s, ip);
         this.describe(s, w, minute, trusted);
-        if (ip !== undefined && this.bindings.get(ip) === s) this.shared?.announce(s, ip, t);
+        if (ip !== undefined && this.shared !== undefined && this.bindings.get(ip) === s) this.shared.announce(s, ip, t);
       }
     } else {
       s = this.holder(ip as string, minute) ?? this.announced(ip as string, t, minute) ?? this.byAddress(ip as string, t, minute);
