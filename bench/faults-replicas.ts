@@ -361,9 +361,10 @@ export class ReplicaTrial {
   private async check(): Promise<Result> {
     const checks: Check[] = [];
     const expect: Expect = (name, ok, detail) => void checks.push({ name, ok, detail });
-    const messages: Array<{ writer?: string; record: LedgerRecord }> = [];
-    for await (const m of readLedger(this.kafka, this.config.kafka.topics.ledger, { idleTimeoutMs: 10_000 })) messages.push({ writer: m.writer, record: JSON.parse(String(m.value)) as LedgerRecord });
-    const ledger = messages.map((m) => m.record);
+    const ledger: LedgerRecord[] = [];
+    for await (const m of readLedger(this.kafka, this.config.kafka.topics.ledger, { idleTimeoutMs: 10_000 })) ledger.push(JSON.parse(String(m.value)) as LedgerRecord);
+    const writers: Array<string | undefined> = [];
+    for await (const m of readLedger(this.kafka, this.config.kafka.topics.ledger, { idleTimeoutMs: 10_000, raw: true })) writers.push(m.writer);
     const incidents = await new IncidentStore(this.redis, this.config.redis.keyPrefix).list(10_000);
     const counted = expectAttacksCounted(this.attacks, incidents, await inputLag(this.admin, this.config), expect);
 
@@ -390,7 +391,7 @@ export class ReplicaTrial {
     expect('the ledger verifies', verify.ok, verify.ok ? `${verify.count} records` : `broken at seq ${verify.seq}: ${verify.reason}`);
     const stuck = this.faults.filter((f) => !f.takenOver);
     expect(`every fault taken over by another replica within ${TAKEOVER_TIMEOUT_MS / 1000} s`, stuck.length === 0, `${this.faults.length - stuck.length} of ${this.faults.length}${stuck.length ? ` (not: ${stuck.map((f) => f.victim.name).join(', ')})` : ''}`);
-    this.checkFencing(messages.map((m) => m.writer), expect);
+    this.checkFencing(writers, verify.fenced ?? 0, expect);
 
     const recordLags = released.map((l) => l.endedAt! - l.restoredAt!);
     return {
@@ -403,7 +404,7 @@ export class ReplicaTrial {
       duplicated: counted.duplicated + appliedTwice,
       slowestMs: lateness.length ? Math.max(0, ...lateness) : NaN,
       recordLagMs: recordLags.length ? Math.max(0, ...recordLags) : NaN,
-      ledger: verify.ok ? `verifies (${verify.count})` : 'BROKEN',
+      ledger: verify.ok ? `verifies (${verify.count}${verify.fenced ? `; ${verify.fenced} fenced late write(s) skipped` : ''})` : 'BROKEN',
       checks,
       note: this.note,
       takeoversMs: this.faults.map((f) => f.to - f.from),
@@ -411,15 +412,23 @@ export class ReplicaTrial {
   }
 
   /**
-   * Fencing, as the ledger shows it: the writer epochs (the `cordon-ledger-writer` header) never go
-   * back, so no stale term wrote after a newer one. Every paused or cut-off replica stepped down and
+   * Fencing, as the ledger shows it: every message names its writer (the `cordon-ledger-writer`
+   * header), and each one of a stale term after a newer one (a late write that reached the log) is
+   * fenced: the readers skipped exactly those. Every paused or cut-off replica stepped down and
    * stayed up; leader-sigstop: late writes were tried, and refused.
    */
-  private checkFencing(writers: Array<string | undefined>, expect: Expect): void {
+  private checkFencing(writers: Array<string | undefined>, fenced: number, expect: Expect): void {
     const epochs = writers.map((w) => Number(/#(\d+)$/.exec(w ?? '')?.[1] ?? NaN));
-    const back = epochs.filter((e, i) => i > 0 && !(e >= epochs[i - 1]!)).length;
+    const unnamed = epochs.filter((e) => Number.isNaN(e)).length;
+    let highest = 0;
+    let stale = 0;
+    for (const e of epochs) {
+      if (e < highest) stale++;
+      else highest = Math.max(highest, e);
+    }
     const terms = new Set(epochs).size;
-    expect('no record of a stale term after a newer one', back === 0, `${back} record(s) with an older (or no) writer epoch than the one before; ${terms} terms wrote`);
+    expect('every message names its writer', unnamed === 0, `${unnamed} without a writer token; ${terms} terms wrote`);
+    expect('every late write of a stale term that reached the log is fenced (readers skip it)', stale === fenced, `${stale} late write(s) in the log, ${fenced} fenced`);
     const survivors = this.faults.filter((f) => f.steppedDown !== undefined);
     if (survivors.length > 0) {
       const down = survivors.filter((f) => f.steppedDown).length;

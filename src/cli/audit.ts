@@ -197,9 +197,10 @@ export function describeRebuild(s: RebuildSummary): string {
 }
 
 export function describeVerify(result: LedgerVerifyResult): string {
-  if (result.ok) return `ok: ${result.count} records, head ${result.head}`;
+  const fenced = result.fenced ? `; ${result.fenced} fenced late write(s) of replaced writers skipped` : '';
+  if (result.ok) return `ok: ${result.count} records, head ${result.head}${fenced}`;
   const where = 'offset' in result ? `offset ${result.offset}` : `line ${result.index + 1}`;
-  return `FAILED at seq ${result.seq} (${where}): ${result.reason}; ${result.count} record(s) verified before it`;
+  return `FAILED at seq ${result.seq} (${where}): ${result.reason}; ${result.count} record(s) verified before it${fenced}`;
 }
 
 function defaultActor(): string {

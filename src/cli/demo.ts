@@ -18,6 +18,7 @@ import { verifyLedger } from '../ledger/audit';
 import type { LedgerRecord } from '../ledger/records';
 import { createLogger } from '../logger';
 import { produceFile } from '../produce';
+import { EpochFence, fenceHeaders } from '../ledger/fence';
 import { parseOptions } from './options';
 import { colourOn, palette } from './terminal';
 
@@ -215,8 +216,10 @@ class Demo {
     });
     await consumer.connect();
     await consumer.subscribe({ topic: config.kafka.topics.ledger, fromBeginning: true });
+    const fence = new EpochFence();
     await consumer.run({
       eachMessage: async ({ message }) => {
+        if (fence.admit(fenceHeaders(message.headers)) !== 'record') return;
         const record = JSON.parse(String(message.value)) as LedgerRecord;
         await this.onRecord(record, store);
       },

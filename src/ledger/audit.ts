@@ -2,13 +2,16 @@ import type { KeyObject } from 'node:crypto';
 import type { Kafka } from '../kafka';
 import { ChainVerifier, GENESIS, hashRecord, readRecord, type ChainHead, type VerifyFailure, type VerifyResult } from './chain';
 import { checkCheckpoints, signCheckpoint, type Checkpoint } from './checkpoint';
-import { readLastMessage, readLedger, type ReadOptions } from './reader';
+import { readHead, readLedger, type ReadOptions } from './reader';
 import type { LedgerRecord } from './records';
 
 /** Auditing the ledger topic: verifying the chain, exporting it, and reading it verified. */
 
-/** A verify failure, with the Kafka offset of the record where the chain broke. */
-export type LedgerVerifyResult = VerifyResult | (VerifyFailure & { offset: string });
+/**
+ * A verify failure, with the Kafka offset of the record where the chain broke; `fenced` counts the
+ * late writes of replaced writers that the read skipped (fence.ts).
+ */
+export type LedgerVerifyResult = (VerifyResult | (VerifyFailure & { offset: string })) & { fenced?: number };
 
 export class LedgerBrokenError extends Error {
   override name = 'LedgerBrokenError';
@@ -20,18 +23,23 @@ export class LedgerBrokenError extends Error {
   }
 }
 
+function counted(fenced: number): { fenced?: number } {
+  return fenced > 0 ? { fenced } : {};
+}
+
 /** Walks the whole ledger topic and names the first break. */
 export async function verifyLedger(kafka: Kafka, topic: string, options: ReadOptions = {}): Promise<LedgerVerifyResult> {
   const verifier = new ChainVerifier();
-  for await (const m of readLedger(kafka, topic, options)) {
+  let fenced = 0;
+  for await (const m of readLedger(kafka, topic, { ...options, onFenced: () => fenced++ })) {
     const failure = verifier.push(m.value ?? 'null');
-    if (failure) return { ...failure, offset: m.offset };
+    if (failure) return { ...failure, offset: m.offset, ...counted(fenced) };
   }
-  return verifier.result();
+  return { ...verifier.result(), ...counted(fenced) };
 }
 
 /**
- * Writes every record of the ledger topic, as stored (canonical JSON), one a line. A record that is
+ * Writes every record of the ledger topic (fenced late writes left out), as stored (canonical JSON), one a line. A record that is
  * not one line of text (only a tampered one can be) is written as a JSON string, so the export stays
  * JSON lines and verifying it still names that record. Returns the number of lines written.
  */
@@ -86,16 +94,17 @@ export async function verifyLedgerCheckpoints(
   const wanted = new Set(checkpoints.filter((c) => c.topic === topic).map((c) => c.seq));
   const hashes = new Map<number, string>();
   const verifier = new ChainVerifier();
-  for await (const m of readLedger(kafka, topic)) {
+  let fenced = 0;
+  for await (const m of readLedger(kafka, topic, { onFenced: () => fenced++ })) {
     const failure = verifier.push(m.value ?? 'null');
-    if (failure) return { ...failure, offset: m.offset };
+    if (failure) return { ...failure, offset: m.offset, ...counted(fenced) };
     const head = verifier.head;
     if (wanted.has(head.seq)) hashes.set(head.seq, head.hash);
   }
   const result = verifier.result();
-  if (!result.ok) return result;
+  if (!result.ok) return { ...result, ...counted(fenced) };
   const mismatch = checkCheckpoints(checkpoints, topic, { seq: result.seq, hash: result.head }, (seq) => hashes.get(seq), keys);
-  return mismatch ? { ok: false, checkpoint: mismatch.checkpoint, reason: mismatch.reason, count: result.count } : result;
+  return mismatch ? { ok: false, checkpoint: mismatch.checkpoint, reason: mismatch.reason, count: result.count } : { ...result, ...counted(fenced) };
 }
 
 /** Signs where the ledger's chain stands now (its last record, verified by hash) and stores it. */
@@ -106,7 +115,7 @@ export async function takeCheckpoint(
   stores: Array<{ append(c: Checkpoint): Promise<void> }>,
   now: number = Date.now(),
 ): Promise<Checkpoint> {
-  const { message, offsets } = await readLastMessage(kafka, topic);
+  const { message, offsets } = await readHead(kafka, topic);
   let seq = 0;
   let head = GENESIS.hash;
   if (message) {

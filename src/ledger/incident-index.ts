@@ -3,6 +3,7 @@ import type Redis from 'ioredis';
 import type { Consumer, EachBatchPayload, Kafka } from '../kafka';
 import { ConsumerSupervisor } from '../consumer-supervisor';
 import { FETCH } from '../kafka';
+import { EpochFence, fenceHeaders } from './fence';
 import { LedgerRecord, LeasePayload, isQuarantineAction } from './records';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
@@ -13,7 +14,9 @@ import type { Metrics } from '../metrics';
  *
  *   <prefix>:ledger:by-incident:<incidentId>   zset   record JSON (as on the topic) scored by seq
  *   <prefix>:ledger:by-incident:next           string the next ledger offset to index
+ *   <prefix>:ledger:by-incident:fence          string the ledger's fence (fence.ts) at that offset
  *
+ * Fence markers and fenced late writes of replaced writers are not records: they are not filed.
  * Every replica may run one: a record is filed under the same member and score by all of them, so
  * indexing twice changes nothing, and a restart resumes from `next` (or from the start of the
  * topic when Redis lost it). Reading an incident's records is one ZRANGE, however long the ledger.
@@ -22,6 +25,7 @@ export class LedgerIndex {
   private consumer: Consumer | undefined;
   private supervisor: ConsumerSupervisor | undefined;
   private running = false;
+  private fence = new EpochFence();
 
   constructor(
     private readonly deps: { kafka: Kafka; redis: Redis; topic: string; prefix: string; log: Logger; metrics?: Metrics },
@@ -29,6 +33,10 @@ export class LedgerIndex {
 
   private get nextKey(): string {
     return `${this.deps.prefix}:ledger:by-incident:next`;
+  }
+
+  private get fenceKey(): string {
+    return `${this.deps.prefix}:ledger:by-incident:fence`;
   }
 
   private incidentKey(id: string): string {
@@ -42,8 +50,10 @@ export class LedgerIndex {
     // Run again after a crash: from `next` again, since this group commits nothing.
     const run = async () => {
       await consumer.run({ autoCommit: false, eachBatch: (p) => this.onBatch(p) });
-      const next = await redis.get(this.nextKey);
-      if (next && /^\d+$/.test(next) && next !== '0') consumer.seek({ topic, partition: 0, offset: next });
+      const [next, fence] = await redis.mget(this.nextKey, this.fenceKey);
+      const resume = next && /^\d+$/.test(next) && next !== '0';
+      this.fence = new EpochFence(resume && fence && /^\d+$/.test(fence) ? Number(fence) : 0);
+      if (resume) consumer.seek({ topic, partition: 0, offset: next });
     };
     this.supervisor = new ConsumerSupervisor(consumer, { name: 'ledger-index', log: this.deps.log, ...(this.deps.metrics && { metrics: this.deps.metrics }), run });
     await consumer.connect();
@@ -77,6 +87,7 @@ export class LedgerIndex {
     const pipeline = this.deps.redis.pipeline();
     let filed = 0;
     for (const m of batch.messages) {
+      if (this.fence.admit(fenceHeaders(m.headers)) !== 'record') continue;
       const text = m.value?.toString() ?? '';
       const parsed = parseRecord(text);
       if (!parsed) {
@@ -88,7 +99,7 @@ export class LedgerIndex {
         filed++;
       }
     }
-    pipeline.eval(SET_IF_GREATER, 1, this.nextKey, String(Number(batch.lastOffset()) + 1));
+    pipeline.eval(ADVANCE, 2, this.nextKey, this.fenceKey, String(Number(batch.lastOffset()) + 1), String(this.fence.epoch));
     const results = await pipeline.exec();
     const failed = results?.find(([err]) => err);
     if (failed) throw failed[0];
@@ -97,9 +108,10 @@ export class LedgerIndex {
   }
 }
 
-const SET_IF_GREATER = `
+/** Moves `next` forward (never back), and the fence with it. KEYS: next, fence. ARGV: offset, epoch. */
+const ADVANCE = `
 local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]); redis.call('SET', KEYS[2], ARGV[2]) end
 return 1
 `;
 

@@ -7,7 +7,8 @@ import { LedgerBrokenError } from './audit';
 import { canonicalJson } from './canonical';
 import { GENESIS, hashRecord, nextRecord, readRecord, type ChainHead } from './chain';
 import { LedgerLockLostError, raiseEpoch, WriterLock } from './lock';
-import { ledgerOffsets, readLastMessage, WRITER_HEADER } from './reader';
+import { fenceMarker, WRITER_HEADER, writerEpoch } from './fence';
+import { ledgerOffsets, readHead, readLedger, type LedgerMessage } from './reader';
 import { catchUp, rebuild, type DropGuard, type RebuildResult, type ReplayTarget } from './rebuild';
 import type { LedgerEntry, LedgerRecord } from './records';
 import { FencedError, ledgerKeys, QuarantineRegistry } from './registry';
@@ -16,9 +17,11 @@ import { FencedError, ledgerKeys, QuarantineRegistry } from './registry';
  * The ledger writer: appends hash-chained records to the ledger topic (one partition, infinite
  * retention) and keeps the quarantine registry in Redis in step with it.
  *
- * One writer per chain. `Ledger.open` takes the writer lock (lock.ts) or refuses; the head it
- * continues from is the last record on the topic (Redis's copy of the head is only cross-checked:
- * when it lags, the registry catches up from the topic). Appends are serialized, so seq has no
+ * One writer per chain. `Ledger.open` takes the writer lock (lock.ts) or refuses, and writes a
+ * fence marker with its epoch (fence.ts): a replaced writer's late records that land after it are
+ * fenced, and skipped by every reader. The head it continues from is the last admitted record on
+ * the topic (Redis's copy of the head is the anchor of that read and is cross-checked: when it
+ * lags, the registry catches up from the topic). Appends are serialized, so seq has no
  * gaps; each goes out through an idempotent producer with acks from all in-sync replicas, and the
  * registry is updated after the broker's ack. Appends that arrive while one is in flight are sent
  * together (group commit). The topic is the truth: if the registry update fails,
@@ -83,12 +86,6 @@ export type Startup =
 
 type Head = ChainHead & { offset: string };
 
-/** The epoch in a writer token (`<owner>#<epoch>`), if it has one. */
-function epochOf(token: string | undefined): number | undefined {
-  const m = token ? /#(\d+)$/.exec(token) : null;
-  return m ? Number(m[1]) : undefined;
-}
-
 /** Idempotent, one request in flight: the broker drops a retried duplicate and keeps the order. */
 function createProducer(kafka: Kafka): Producer {
   return kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
@@ -108,6 +105,8 @@ export class Ledger {
   readonly registry: QuarantineRegistry;
   private startup_: Startup = { registry: 'in-sync' };
   private head_: Head = EMPTY;
+  /** Where the log ends as this writer knows it: the offset its next message should get. */
+  private end = 0n;
   private tail: Promise<unknown> = Promise.resolve();
   private readonly waiting: Waiting[] = [];
   private failed: Error | undefined;
@@ -312,18 +311,10 @@ export class Ledger {
     if (this.needsResync) await this.resync();
     if (this.viewDirty) await this.syncRegistry();
 
-    // Optimistic check that nobody else wrote since our last record (a writer that lost its lock
-    // without knowing, or a stray producer): the log must end right after our head.
+    // Optimistic check that nobody else wrote since our last message: what did must be fenced
+    // late writes of replaced writers (a writer that lost its lock without knowing).
     const { high } = await ledgerOffsets(this.admin, this.options.topic);
-    const expected = BigInt(this.head_.offset) + 1n;
-    if (high !== expected) {
-      const err = new LedgerConflictError(
-        `the ledger topic ends at offset ${high} but this writer's last record (seq ${this.head_.seq}) is at offset ${this.head_.offset}: ` +
-          'something else wrote to it; this writer stops appending (run cordon audit verify)',
-      );
-      this.fail(err);
-      throw err;
-    }
+    if (high !== this.end) await this.passLateWrites(high, batch);
 
     const ready = this.chainBatch(batch);
     if (ready.length === 0) return;
@@ -331,14 +322,7 @@ export class Ledger {
     const last = ready[ready.length - 1]!.record;
     let offset: string;
     try {
-      const [meta] = await this.producer.send({
-        topic: this.options.topic,
-        acks: -1,
-        messages: ready.map(({ record, value }) => ({ partition: 0, key: record.target, value, headers: { [WRITER_HEADER]: this.lock.token } })),
-      });
-      const at = meta?.baseOffset ?? meta?.offset;
-      if (at === undefined || !/^\d+$/.test(at)) throw new Error('the broker returned no offset for the record');
-      offset = at;
+      offset = await this.send(ready.map(({ record, value }) => ({ key: record.target, value, headers: { [WRITER_HEADER]: this.lock.token } })));
     } catch (err) {
       // The producer's sequence state is now unknown: a record that landed after all would make the
       // broker take the next send, with the same producer sequence, for its duplicate. A new
@@ -352,20 +336,57 @@ export class Ledger {
       for (const { item } of ready) item.reject(error);
       return;
     }
-    if (BigInt(offset) !== expected) {
-      const err = new LedgerConflictError(
-        `seq ${first.seq} was acknowledged at offset ${offset}, not at ${expected}: the ledger topic holds something this writer did not expect; it stops appending (run cordon audit verify)`,
-      );
-      this.fail(err);
-      throw err;
-    }
+    const base = BigInt(offset);
+    if (base !== this.end) await this.passLateWrites(base, batch);
+    this.end = base + BigInt(ready.length);
     for (const [i, { item, record }] of ready.entries()) {
-      const at = (expected + BigInt(i)).toString();
+      const at = (base + BigInt(i)).toString();
       this.head_ = { seq: record.seq, hash: record.hash, offset: at };
       await this.updateRegistry(record, at);
       item.resolve(record);
       for (const listener of this.appended) listener(record, at);
     }
+  }
+
+  /** One producer send to the ledger partition, acknowledged by all in-sync replicas: the first offset. */
+  private async send(messages: Array<{ key: string; value: string; headers: Record<string, string> }>): Promise<string> {
+    const [meta] = await this.producer.send({ topic: this.options.topic, acks: -1, messages: messages.map((m) => ({ partition: 0, ...m })) });
+    const at = meta?.baseOffset ?? meta?.offset;
+    if (at === undefined || !/^\d+$/.test(at)) throw new Error('the broker returned no offset for the record');
+    return at;
+  }
+
+  /**
+   * The messages between where this writer's log ended and `until` that it did not write. Late
+   * writes of a lower epoch are fenced (readers skip them): the writer goes on after them. A
+   * message of a higher epoch means a newer writer took over: this one is fenced in turn and stops
+   * (its records after that one are skipped by readers too). Anything else is a conflict.
+   */
+  private async passLateWrites(until: bigint, batch: Waiting[]): Promise<void> {
+    const from = this.end;
+    let late = 0;
+    for await (const m of readLedger(this.options.kafka, this.options.topic, { from, until, raw: true })) {
+      const epoch = writerEpoch(m.writer);
+      if (epoch !== undefined && epoch < this.lock.epoch) late++;
+      else this.stopFor(m, epoch, batch);
+    }
+    this.end = until;
+    this.log.warn({ from: from.toString(), until: until.toString(), late }, `${late} fenced late write(s) of a replaced writer in the ledger topic; readers skip them`);
+  }
+
+  private stopFor(m: LedgerMessage, epoch: number | undefined, batch: Waiting[]): never {
+    if (epoch !== undefined && epoch > this.lock.epoch) {
+      const err = new LedgerLockLostError(`a newer ledger writer (${m.writer}) wrote at offset ${m.offset}: this writer (${this.lock.token}) is fenced and stops appending`);
+      this.fail(err);
+      this.refused('append', err, batch);
+      throw err;
+    }
+    const err = new LedgerConflictError(
+      `the ledger topic holds a message at offset ${m.offset} (writer ${m.writer ?? 'none'}) that this writer (${this.lock.token}) did not write: ` +
+        'something else wrote to it; this writer stops appending (run cordon audit verify)',
+    );
+    this.fail(err);
+    throw err;
   }
 
   /**
@@ -432,23 +453,41 @@ export class Ledger {
   }
 
   private async start(mode: 'sync' | 'rebuild'): Promise<void> {
-    const { writer, ...head } = await this.readTopicHead();
-    const recorded = epochOf(writer);
-    if (recorded !== undefined && recorded >= this.lock.epoch) throw new EpochBehindError(recorded, this.lock.epoch);
-    this.head_ = head;
+    const anchor = await this.registry.head().catch(() => undefined);
+    const { epoch } = await this.readTopicHead(anchor);
+    if (epoch >= this.lock.epoch) throw new EpochBehindError(epoch, this.lock.epoch);
+    await this.send([fenceMarker(this.lock.token, this.clock())]);
+    this.notReplaced(await this.readTopicHead(this.head_.seq > 0 ? this.head_ : anchor));
     if (mode === 'rebuild') this.startup_ = { registry: 'rebuilt', rebuild: await this.rebuildRegistry() };
     else this.startup_ = await this.syncRegistry();
     this.log.info({ seq: this.head_.seq, hash: this.head_.hash, registry: this.startup_.registry }, 'ledger writer ready');
   }
 
-  /** The last record on the topic: the head this writer continues, and the token of the writer that appended it. */
-  private async readTopicHead(): Promise<Head & { writer?: string }> {
+  /**
+   * Reads the last admitted record on the topic (from `anchor`, a record known admitted) and makes
+   * it this writer's head, with the log's end. Returns the fence at the end of the log; a fence
+   * above this writer's own epoch means a newer writer took over.
+   */
+  private async readTopicHead(anchor?: Head): Promise<{ epoch: number }> {
     const { kafka, topic } = this.options;
-    const { message, offsets } = await readLastMessage(kafka, topic);
+    const { message, offsets, epoch } = await readHead(kafka, topic, anchor);
+    this.head_ = this.headOf(message, offsets.low);
+    this.end = offsets.high;
+    return { epoch };
+  }
+
+  /** A fence above this writer's epoch at the end of the log: a newer writer took over. */
+  private notReplaced({ epoch }: { epoch: number }): void {
+    if (epoch <= this.lock.epoch) return;
+    const err = new LedgerLockLostError(`a newer ledger writer (epoch ${epoch}) wrote to the ledger: this writer (${this.lock.token}) is fenced and stops appending`);
+    this.fail(err);
+    throw err;
+  }
+
+  private headOf(message: LedgerMessage | undefined, low: bigint): Head {
+    const { topic } = this.options;
     if (!message) {
-      if (offsets.high > 0n) {
-        throw new LedgerStateError(`the ledger topic ${topic} ends at offset ${offsets.high} but holds no records: they were deleted; the chain cannot be continued`);
-      }
+      if (low > 0n) throw new LedgerStateError(`the ledger topic ${topic} starts at offset ${low} and holds no records: they were deleted; the chain cannot be continued`);
       return EMPTY;
     }
     const read = readRecord(message.value ?? 'null');
@@ -456,7 +495,7 @@ export class Ledger {
     if (hashRecord(read.raw) !== read.record.hash) {
       throw new LedgerStateError(`the last record of ${topic} (offset ${message.offset}, seq ${read.record.seq}) does not match its hash; run cordon audit verify`);
     }
-    return { seq: read.record.seq, hash: read.record.hash, offset: message.offset, ...(message.writer ? { writer: message.writer } : {}) };
+    return { seq: read.record.seq, hash: read.record.hash, offset: message.offset };
   }
 
   /** After an append whose outcome is unknown: the topic says what the head is. */
@@ -465,8 +504,7 @@ export class Ledger {
     this.producer = createProducer(this.options.kafka);
     await this.producer.connect();
     const before = this.head_.seq;
-    const { writer: _writer, ...head } = await this.readTopicHead();
-    this.head_ = head;
+    this.notReplaced(await this.readTopicHead(this.head_.seq > 0 ? this.head_ : undefined));
     this.needsResync = false;
     this.log.warn({ before, after: this.head_.seq }, 'ledger head re-read from the topic after a failed append');
     await this.syncRegistry();

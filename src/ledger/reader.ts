@@ -2,14 +2,15 @@ import { randomUUID } from 'node:crypto';
 import type { Admin, Kafka } from '../kafka';
 import { FETCH } from '../kafka';
 import { retry } from '../retry';
+import { EpochFence, fenceHeaders, WRITER_HEADER } from './fence';
+
+export { WRITER_HEADER };
 
 /**
  * Reading the ledger topic: a plain consumer in a group of its own that commits nothing, positioned
- * with seek, reading up to the end offset the topic had when the read began.
+ * with seek, reading up to the end offset the topic had when the read began. Readers see records
+ * only: fence markers and fenced late writes (fence.ts) are skipped.
  */
-
-/** The header every append carries: the writer lock's token (`<owner>#<epoch>`). */
-export const WRITER_HEADER = 'cordon-ledger-writer';
 
 export class LedgerTopicError extends Error {
   override name = 'LedgerTopicError';
@@ -23,6 +24,8 @@ export interface LedgerMessage {
   timestamp: string;
   /** The token of the writer that appended it (its `cordon-ledger-writer` header), when it has one. */
   writer?: string;
+  /** A writer's fence marker, not a record (only `raw` reads yield them). */
+  marker?: boolean;
 }
 
 export interface LedgerOffsets {
@@ -62,23 +65,49 @@ export async function withAdmin<T>(kafka: Kafka, use: (admin: Admin) => Promise<
 }
 
 export interface ReadOptions {
-  /** First offset to read (default: the beginning of the log). */
+  /**
+   * First offset to read (default: the beginning of the log). It must follow an admitted message
+   * (a record or marker a reader yields): the fence is primed from the message before it.
+   */
   from?: bigint;
+  /** Read up to this offset, exclusive (default: the end offset at the time of the call). */
+  until?: bigint;
   /** Stop with an error when no record arrives for this long (default 30 s). */
   idleTimeoutMs?: number;
+  /** Yield every message as it is, markers and fenced late writes included. */
+  raw?: boolean;
+  /** Called for each fenced late write skipped. */
+  onFenced?: (message: LedgerMessage) => void;
 }
 
 /**
- * Streams the ledger topic from `from` (default: the beginning) to its end offset at the time of
- * the call. Backpressure: a fetched batch waits until the caller has taken it. Breaking out of the
- * loop stops and disconnects the consumer.
+ * Streams the ledger's records from `from` (default: the beginning) to its end offset at the time
+ * of the call, skipping fence markers and fenced late writes (unless `raw`). Backpressure: a
+ * fetched batch waits until the caller has taken it. Breaking out of the loop stops and
+ * disconnects the consumer.
  */
 export async function* readLedger(kafka: Kafka, topic: string, options: ReadOptions = {}): AsyncGenerator<LedgerMessage> {
   const { low, high } = await withAdmin(kafka, (admin) => ledgerOffsets(admin, topic));
-  let next = options.from !== undefined && options.from > low ? options.from : low;
-  if (next >= high) return;
-  const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+  const from = options.from !== undefined && options.from > low ? options.from : low;
+  const primed = !options.raw && from > low;
+  const end = options.until !== undefined && options.until < high ? options.until : high;
+  if (from >= end) return;
+  const fence = new EpochFence();
+  for await (const m of readMessages(kafka, topic, primed ? from - 1n : from, end, options.idleTimeoutMs ?? 30_000)) {
+    if (options.raw) {
+      yield m;
+      continue;
+    }
+    const admission = fence.admit(m);
+    if (primed && BigInt(m.offset) < from) continue;
+    if (admission === 'fenced') options.onFenced?.(m);
+    else if (admission === 'record') yield m;
+  }
+}
 
+/** Every message of [from, high), in offset order. */
+async function* readMessages(kafka: Kafka, topic: string, from: bigint, high: bigint, idleTimeoutMs: number): AsyncGenerator<LedgerMessage> {
+  let next = from;
   const handoff = new Handoff<LedgerMessage[]>();
   const consumer = kafka.consumer({
     groupId: `cordon-ledger-reader-${randomUUID()}`,
@@ -101,8 +130,7 @@ export async function* readLedger(kafka: Kafka, topic: string, options: ReadOpti
         for (const m of batch.messages) {
           const offset = BigInt(m.offset);
           if (offset < delivered || offset >= high) continue;
-          const writer = m.headers?.[WRITER_HEADER]?.toString();
-          messages.push({ offset: m.offset, key: m.key ? m.key.toString() : null, value: m.value, timestamp: m.timestamp, ...(writer ? { writer } : {}) });
+          messages.push({ offset: m.offset, key: m.key ? m.key.toString() : null, value: m.value, timestamp: m.timestamp, ...fenceHeaders(m.headers) });
           delivered = offset + 1n;
         }
         if (messages.length > 0) await handoff.put(messages, heartbeat);
@@ -125,13 +153,52 @@ export async function* readLedger(kafka: Kafka, topic: string, options: ReadOpti
   }
 }
 
-/** The last record of the ledger topic (undefined when the log is empty), with the offsets read. */
-export async function readLastMessage(kafka: Kafka, topic: string): Promise<{ message?: LedgerMessage; offsets: LedgerOffsets }> {
+export interface LedgerHead {
+  /** The last admitted record (undefined when the ledger has none). */
+  message?: LedgerMessage;
+  offsets: LedgerOffsets;
+  /** The fence at the end of the log: the highest writer epoch admitted. */
+  epoch: number;
+  /** Fenced late writes skipped on the way. */
+  fenced: number;
+}
+
+/**
+ * The ledger's last admitted record. The fence depends on everything before, so the read starts at
+ * `anchor` (an admitted record, such as the registry's head) when it is still in the log and is the
+ * record it names, and at the beginning otherwise.
+ */
+export async function readHead(kafka: Kafka, topic: string, anchor?: { offset: string; seq: number; hash: string }): Promise<LedgerHead> {
   const offsets = await withAdmin(kafka, (admin) => ledgerOffsets(admin, topic));
-  if (offsets.high <= offsets.low) return { offsets };
+  const at = anchor ? BigInt(anchor.offset) : -1n;
+  const anchored = at >= offsets.low && at < offsets.high;
+  const head = await scanFrom(kafka, topic, anchored ? at : offsets.low);
+  if (!anchored || isRecord(head.first, anchor!)) return { ...head.result, offsets };
+  return { ...(await scanFrom(kafka, topic, offsets.low)).result, offsets };
+}
+
+async function scanFrom(kafka: Kafka, topic: string, from: bigint): Promise<{ first?: LedgerMessage; result: Omit<LedgerHead, 'offsets'> }> {
+  const fence = new EpochFence();
+  let first: LedgerMessage | undefined;
   let message: LedgerMessage | undefined;
-  for await (const m of readLedger(kafka, topic, { from: offsets.high - 1n })) message = m;
-  return { message, offsets };
+  let fenced = 0;
+  for await (const m of readLedger(kafka, topic, { from, raw: true })) {
+    first ??= m;
+    const admission = fence.admit(m);
+    if (admission === 'record') message = m;
+    else if (admission === 'fenced') fenced++;
+  }
+  return { ...(first ? { first } : {}), result: { ...(message ? { message } : {}), epoch: fence.epoch, fenced } };
+}
+
+function isRecord(message: LedgerMessage | undefined, head: { seq: number; hash: string }): boolean {
+  if (!message?.value || message.marker) return false;
+  try {
+    const parsed = JSON.parse(message.value.toString()) as { seq?: unknown; hash?: unknown };
+    return parsed.seq === head.seq && parsed.hash === head.hash;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -172,7 +172,7 @@ describe('cordon audit verify against checkpoints', () => {
     expect(cut.exitCode).toBe(1);
     expect(cut.stdout).toMatch(
       new RegExp(
-        `^FAILED against the checkpoint of ${config.kafka.topics.ledger.replace(/\./g, '\\.')}\\[0\\] at seq 16 \\(offset 15, [^)]+\\) in file ${store.replace(/\./g, '\\.')}: ` +
+        `^FAILED against the checkpoint of ${config.kafka.topics.ledger.replace(/\./g, '\\.')}\\[0\\] at seq 16 \\(offset 16, [^)]+\\) in file ${store.replace(/\./g, '\\.')}: ` +
           'the ledger ends at seq 8, below the checkpointed seq 16: its tail was cut; 8 record\\(s\\) verified\\n$',
       ),
     );
@@ -189,7 +189,7 @@ describe('cordon audit verify against checkpoints', () => {
     await replaceTopic(config, rewritten);
     const result = await cordon(fileFor(config), 'audit', 'verify');
     expect(result.exitCode).toBe(1);
-    expect(result.stdout).toContain(`at seq 16 (offset 15, `);
+    expect(result.stdout).toContain(`at seq 16 (offset 16, `);
     expect(result.stdout).toContain(`: the record at seq 16 has hash ${rewritten[15]!.hash}, the checkpoint says ${records[15]!.hash}: the chain was rewritten; 16 record(s) verified`);
 
     const forged = fileFor(config, { ledger: { checkpoint: { publicKeyFiles: [otherPublicKeyFile], store: { kind: 'file', path: store } } } });

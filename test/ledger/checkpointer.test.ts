@@ -110,7 +110,7 @@ describe('Checkpointer on a real ledger writer', () => {
       await ledger.append(mixedEntries(2)[1]!); // incident_updated: left to the interval
       expect(held.map((c) => c.seq)).toEqual([1]);
       await eventually(async () => (held.length === 2 ? true : undefined), 2_000, 'the interval checkpoint');
-      expect(held[1]).toMatchObject({ seq: 2, head: ledger.head.hash, offset: '1', topic: config.kafka.topics.ledger });
+      expect(held[1]).toMatchObject({ seq: 2, head: ledger.head.hash, offset: '2', topic: config.kafka.topics.ledger });
       expect(checkpointSigned(held[1]!, [keys.publicKey])).toBe(true);
 
       failing = true;

@@ -3,9 +3,14 @@ import Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../../src/config';
 import { verifyLedger } from '../../src/ledger/audit';
+import { nextRecord, type ChainHead } from '../../src/ledger/chain';
+import { canonicalJson } from '../../src/ledger/canonical';
+import { fenceMarker, WRITER_HEADER } from '../../src/ledger/fence';
+import { LedgerIndex } from '../../src/ledger/incident-index';
 import { Ledger } from '../../src/ledger/ledger';
 import { LedgerLockLostError } from '../../src/ledger/lock';
 import { readLedger } from '../../src/ledger/reader';
+import type { LedgerEntry } from '../../src/ledger/records';
 import { ledgerKeys } from '../../src/ledger/registry';
 import { createLogger, type Logger } from '../../src/logger';
 import { createLedgerTopic, testKafka } from '../support/kafka';
@@ -69,6 +74,23 @@ async function writers(config: Config): Promise<Array<string | undefined>> {
   return out;
 }
 
+/** What a writer paused between its lock check and its send puts on the topic when it resumes: its next record, with its token. */
+async function lateWrite(config: Config, token: string, head: ChainHead, entry: LedgerEntry): Promise<void> {
+  const record = nextRecord(head, entry, Date.now());
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic: config.kafka.topics.ledger, acks: -1, messages: [{ key: record.target, value: canonicalJson(record), headers: { [WRITER_HEADER]: token } }] });
+  await producer.disconnect();
+}
+
+async function rawMessages(config: Config): Promise<Array<{ writer?: string; marker?: boolean; seq?: number }>> {
+  const out: Array<{ writer?: string; marker?: boolean; seq?: number }> = [];
+  for await (const m of readLedger(kafka, config.kafka.topics.ledger, { raw: true })) {
+    out.push({ writer: m.writer, ...(m.marker ? { marker: true } : { seq: (JSON.parse(String(m.value)) as { seq: number }).seq }) });
+  }
+  return out;
+}
+
 async function wipe(prefix: string): Promise<void> {
   let cursor = '0';
   do {
@@ -126,3 +148,107 @@ describe('ledger writer fencing', () => {
     expect(await writers(config)).toEqual(['before-the-loss#42', 'after-the-loss#43']);
   }, 60_000);
 });
+
+describe('read-side fencing: late writes that reach the topic', () => {
+  const entries = mixedEntries(6);
+
+  it('skips a late write that lands after the new writer\'s fence marker: the new writer goes on, every reader and a later writer ignore it', async () => {
+    const config = await setup('fencing-read');
+    const old = await open(config, 'paused');
+    const r1 = await old.append(entries[0]!);
+    await redis.del(ledgerKeys(config.redis.keyPrefix).lock);
+    const { log, lines } = capturing();
+    const next = await open(config, 'successor', log);
+    await lateWrite(config, old.token, old.head, entries[1]!);
+
+    const r2 = await next.append(entries[2]!);
+    expect(r2).toMatchObject({ seq: 2, prevHash: r1.hash });
+    expect(lines.some((l) => String(l.msg).startsWith('1 fenced late write(s)'))).toBe(true);
+    expect(await verifyLedger(kafka, config.kafka.topics.ledger)).toMatchObject({ ok: true, count: 2, head: r2.hash, fenced: 1 });
+    expect(await rawMessages(config)).toEqual([
+      { writer: old.token, marker: true },
+      { writer: old.token, seq: 1 },
+      { writer: next.token, marker: true },
+      { writer: old.token, seq: 2 },
+      { writer: next.token, seq: 2 },
+    ]);
+
+    // Another late write at the very end of the log: a writer opened later still continues from r2.
+    await lateWrite(config, old.token, r2, entries[3]!);
+    await next.close();
+    const later = await open(config, 'later');
+    expect(later.head).toEqual({ seq: 2, hash: r2.hash });
+    expect(later.startup.registry).toBe('in-sync');
+    const r3 = await later.append(entries[4]!);
+    expect(r3).toMatchObject({ seq: 3, prevHash: r2.hash });
+    expect(await verifyLedger(kafka, config.kafka.topics.ledger)).toMatchObject({ ok: true, count: 3, fenced: 2 });
+    expect(await writers(config)).toEqual([old.token, next.token, later.token]);
+  }, 60_000);
+
+  it('continues the chain from a late write that landed before the new writer\'s marker, as if it came just before the lease ended', async () => {
+    const config = await setup('fencing-adopt');
+    const old = await open(config, 'paused');
+    await old.append(entries[0]!);
+    await redis.del(ledgerKeys(config.redis.keyPrefix).lock);
+    await lateWrite(config, old.token, old.head, entries[1]!);
+    const next = await open(config, 'successor');
+    expect(next.head.seq).toBe(2);
+    expect(next.startup).toMatchObject({ registry: 'caught-up', applied: 1 });
+    const adopted = next.head;
+    const r3 = await next.append(entries[2]!);
+    expect(r3).toMatchObject({ seq: 3, prevHash: adopted.hash });
+    expect(await verifyLedger(kafka, config.kafka.topics.ledger)).toEqual({ ok: true, count: 3, head: r3.hash, seq: 3 });
+  }, 60_000);
+
+  it('stops a writer that finds a newer writer\'s message in the log: it is fenced, and logs the refused append', async () => {
+    const config = await setup('fencing-newer');
+    const { log, lines } = capturing();
+    const writer = await open(config, 'unaware', log);
+    await writer.append(entries[0]!);
+    const newer = fenceMarker(`elsewhere#${writer.epoch + 1}`, Date.now());
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: config.kafka.topics.ledger, acks: -1, messages: [newer] });
+    await producer.disconnect();
+
+    await expect(writer.append(entries[1]!)).rejects.toThrow(LedgerLockLostError);
+    await expect(writer.append(entries[1]!)).rejects.toThrow(/newer ledger writer \(elsewhere#\d+\) wrote at offset 2/);
+    expect(writer.unwritable).toMatch(/is fenced and stops appending/);
+    expect(lines.filter((l) => String(l.msg).startsWith('late write refused')).map((l) => l.write)).toEqual(['append', 'append']);
+    expect(await verifyLedger(kafka, config.kafka.topics.ledger)).toMatchObject({ ok: true, count: 1 });
+  }, 60_000);
+
+  it('leaves markers and fenced late writes out of the incident index, also after a restart from its stored position', async () => {
+    const config = await setup('fencing-index');
+    const old = await open(config, 'paused');
+    const incident = (n: number): LedgerEntry => ({ actor: 'service:cordon', action: 'incident_raised', target: `pod:x-${n}`, reason: `raised ${n}`, incidentId: 'inc-fenced' }) as LedgerEntry;
+    await old.append(incident(1));
+    await redis.del(ledgerKeys(config.redis.keyPrefix).lock);
+    const next = await open(config, 'successor');
+    await next.append(incident(2));
+    const index = new LedgerIndex({ kafka, redis, topic: config.kafka.topics.ledger, prefix: config.redis.keyPrefix, log: testLog });
+    await index.start();
+    await eventually(async () => (await index.forIncident('inc-fenced')).length === 2);
+    await index.stop();
+
+    await lateWrite(config, old.token, old.head, incident(3));
+    await next.append(incident(4));
+    const again = new LedgerIndex({ kafka, redis, topic: config.kafka.topics.ledger, prefix: config.redis.keyPrefix, log: testLog });
+    await again.start();
+    try {
+      await eventually(async () => (await again.forIncident('inc-fenced')).length >= 3);
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await again.forIncident('inc-fenced')).map((r) => r.reason)).toEqual(['raised 1', 'raised 2', 'raised 4']);
+    } finally {
+      await again.stop();
+    }
+  }, 60_000);
+});
+
+async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -141,10 +141,10 @@ describe('ledger writer', () => {
       for await (const m of readLedger(kafka, config.kafka.topics.ledger)) stored.push(m);
       expect(stored.map((m) => m.key)).toEqual(records.map((r) => r.target));
       expect(stored.map((m) => m.value!.toString())).toEqual(records.map((r) => canonicalJson(r)));
-      expect(stored.map((m) => m.offset)).toEqual(records.map((_, i) => String(i)));
+      expect(stored.map((m) => m.offset)).toEqual(records.map((_, i) => String(i + 1))); // offset 0: the writer's fence marker
 
       const head = JSON.parse((await redis.get(ledgerKeys(config.redis.keyPrefix).head))!);
-      expect(head).toEqual({ seq: 50, hash: records[49]!.hash, offset: '49' });
+      expect(head).toEqual({ seq: 50, hash: records[49]!.hash, offset: '50' });
     } finally {
       await ledger.close();
     }
@@ -164,9 +164,9 @@ describe('ledger writer', () => {
       expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 299 }, (_, i) => i + 1));
       const stored = [];
       for await (const m of readLedger(kafka, config.kafka.topics.ledger)) stored.push(m);
-      expect(stored.map((m) => m.offset)).toEqual(records.map((_, i) => String(i)));
+      expect(stored.map((m) => m.offset)).toEqual(records.map((_, i) => String(i + 1))); // offset 0: the writer's fence marker
       expect(await verifyLedger(kafka, config.kafka.topics.ledger)).toEqual({ ok: true, count: 299, head: records.at(-1)!.hash, seq: 299 });
-      expect(JSON.parse((await redis.get(ledgerKeys(config.redis.keyPrefix).head))!)).toEqual({ seq: 299, hash: records.at(-1)!.hash, offset: '298' });
+      expect(JSON.parse((await redis.get(ledgerKeys(config.redis.keyPrefix).head))!)).toEqual({ seq: 299, hash: records.at(-1)!.hash, offset: '299' });
     } finally {
       await ledger.close();
     }
@@ -480,7 +480,7 @@ describe('the quarantine registry, rebuilt from the ledger alone', () => {
     await produceRaw(config.kafka.topics.ledger, [canonicalJson(records[5]!)]); // seq 6 after seq 4: seq 5 missing
     const refused = await cordon(config, 'audit', 'rebuild');
     expect(refused).toMatchObject({ stdout: '', exitCode: 1 });
-    expect(refused.stderr).toMatch(/refused, the registry is left as it was: rebuild: ledger broken at seq 5 \(offset 4\): missing record \(gap from 4 to 6\)/);
+    expect(refused.stderr).toMatch(/refused, the registry is left as it was: rebuild: ledger broken at seq 5 \(offset 7\): missing record \(gap from 4 to 6\)/);
     expect(await registrySnapshot(config.redis.keyPrefix)).toEqual(before);
   });
 });
