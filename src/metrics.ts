@@ -74,6 +74,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly correlateHandoffs = new Counter({
+    name: 'cordon_correlate_handoffs_total',
+    help: 'Cross-partition hand-offs of this replica\'s correlation engine, by kind: reached (a campaign met an entity of another partition), forwarded, applied, declined, refused (invalid), bound (an address binding shared), redirected (a bare-address event sent to its holder\'s partition).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   readonly trackedEntities = new Gauge({
     name: 'cordon_correlate_entities',
     help: 'Entities tracked by the correlation engine of this replica.',

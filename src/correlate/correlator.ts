@@ -70,6 +70,7 @@ export interface CorrelatorDeps {
  */
 export class Correlator {
   readonly engine: CorrelationEngine;
+  private handoffsCounted: CorrelationEngine['handoffStats'];
   readonly incidents: IncidentStore;
   private readonly consumer: Consumer;
   private readonly producer: Producer;
@@ -90,6 +91,7 @@ export class Correlator {
   constructor(private readonly deps: CorrelatorDeps) {
     const { kafka, config } = deps;
     this.engine = new CorrelationEngine(config.correlate.engine);
+    this.handoffsCounted = { ...this.engine.handoffStats };
     this.incidents = new IncidentStore(deps.redis, config.redis.keyPrefix);
     type Read = { format: Format | 'auto'; origin: 'record' | 'header' };
     this.reads = new Map<string, Read>(config.kafka.inputs.filter((i) => i.keyed).map((i) => [i.topic, { format: i.format, origin: 'record' }]));
@@ -381,6 +383,12 @@ export class Correlator {
     const m = this.deps.metrics;
     if (applied > 0) m.correlatedEvents.inc({ result: 'applied' }, applied);
     if (duplicates > 0) m.correlatedEvents.inc({ result: 'duplicate' }, duplicates);
+    const stats = this.engine.handoffStats;
+    for (const kind of Object.keys(stats) as Array<keyof typeof stats>) {
+      const delta = stats[kind] - this.handoffsCounted[kind];
+      if (delta > 0) m.correlateHandoffs.inc({ kind }, delta);
+    }
+    this.handoffsCounted = { ...stats };
     m.batchSeconds.observe({ stage: 'correlate' }, Number(process.hrtime.bigint() - started) / 1e9);
   }
 }

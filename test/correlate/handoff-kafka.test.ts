@@ -42,11 +42,14 @@ function twoPartitions(name: string, engine: CorrelationConfigInput = { roles: {
     redis: undefined as unknown as Redis,
     config: undefined as unknown as Config,
     replicas: [] as Correlator[],
+    metrics: [] as Metrics[],
     offset: 0,
     async start(): Promise<void> {
       for (let i = 0; i < 2; i++) {
-        const r = new Correlator({ kafka: testKafka(), redis: stage.redis, config: stage.config, log: testLog, metrics: new Metrics({ defaultMetrics: false }) });
+        const metrics = new Metrics({ defaultMetrics: false });
+        const r = new Correlator({ kafka: testKafka(), redis: stage.redis, config: stage.config, log: testLog, metrics });
         stage.replicas.push(r);
+        stage.metrics.push(metrics);
         await r.start();
       }
       await bothAssigned(stage.kafka, stage.config);
@@ -219,5 +222,20 @@ describe('a recorded attack across two replicas (bindings broadcast, bare addres
     const last = messages.map((m) => JSON.parse(String(m.value)) as Incident).at(-1)!;
     expect([last.id, last.root, last.severity, last.score, last.path.nodes]).toEqual([expected.id, expected.root, expected.severity, expected.score, expected.path.nodes]);
     expect(replicas.reduce((n, r) => n + r.engine.handoffStats.redirected, 0)).toBeGreaterThan(0);
+    // /metrics shows them: each replica's counters, by kind, as its engine counted them
+    for (const kind of ['bound', 'redirected'] as const) {
+      const counted = () => replicas.map((r) => r.engine.handoffStats[kind]);
+      const exported = await eventually(async () => {
+        const seen = await Promise.all(stage.metrics.map((m) => handoffsExported(m, kind)));
+        return seen.join() === counted().join() ? seen : undefined;
+      }, 10_000, `the ${kind} hand-offs on /metrics`);
+      expect(exported.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    }
   });
 });
+
+async function handoffsExported(metrics: Metrics, kind: string): Promise<number> {
+  const text = await metrics.registry.getSingleMetricAsString('cordon_correlate_handoffs_total');
+  const line = text.split('\n').find((l) => l.startsWith(`cordon_correlate_handoffs_total{kind="${kind}"}`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
