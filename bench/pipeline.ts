@@ -7,11 +7,9 @@ import { z } from 'zod';
 import { loadConfig, type Config } from '../src/config';
 import { cordonTopics, createKafka, ensureTopics } from '../src/kafka';
 import { createLogger } from '../src/logger';
-import { presetConfig } from '../src/simulate/presets';
-import { Scenario } from '../src/simulate/scenario';
 import { buildAttack, decisiveIndex, type Attack } from './attack';
 import { cpuSecondsOf, mib, peakRssOf } from './rss';
-import { isolatedKafka } from './run-config';
+import { consumed, drainConfig, generatePool, produceBacklog, SEND_RECORDS, type PoolRecord } from './support/backlog';
 import { freePort, OUTPUT_DIR, startCordon, writeConfig, type CordonProcess } from './support/cordon-process';
 import { writeRootQuarantinePlaybook } from './support/playbook';
 
@@ -51,13 +49,6 @@ type Env = z.infer<typeof Env>;
 const WARMUP_MS = 5_000;
 const TICK_MS = 20;
 
-interface PoolRecord {
-  topic: 0 | 1;
-  key: string;
-  value: Buffer;
-  time: number;
-}
-
 interface AttackRun {
   attack: Attack;
   producedAt: number;
@@ -70,7 +61,7 @@ async function main(): Promise<void> {
   const run = `bench-pipeline-${Date.now().toString(36)}`;
   const port = await freePort();
   const playbook = writePlaybook(run);
-  const raw = cordonConfig(run, env, port, playbook);
+  const raw = drainConfig(run, { brokers: env.CORDON_KAFKA_BROKERS.split(','), port, playbook });
   const configFile = writeConfig(run, raw);
   const config = loadConfig({ file: configFile, env: {} });
   const kafka = createKafka(config, createLogger('fatal'), `${run}-bench`);
@@ -83,6 +74,7 @@ async function main(): Promise<void> {
   const probe = buildAttack('probe', pool[0]!.time);
   const decisive = decisiveIndex(probe, config.correlate.engine);
   const backlog = await produceBacklog(kafka, config, pool, env.BENCH_BACKLOG);
+  if (backlog.produced > 0) progress(`backlog: ${backlog.produced.toLocaleString()} records produced (${fmt(backlog.perSecond)}/s), before cordon starts`);
 
   const profileDir = join(OUTPUT_DIR, `${run}.cpuprofile`);
   const cordon = await startCordon({
@@ -117,40 +109,9 @@ async function main(): Promise<void> {
   }
 }
 
-function cordonConfig(run: string, env: Env, port: number, playbook: string): object {
-  return {
-    log: { level: 'warn' },
-    kafka: {
-      brokers: env.CORDON_KAFKA_BROKERS.split(','),
-      partitions: 6,
-      inputs: [{ topic: `${run}.flows`, format: 'auto' }, { topic: `${run}.anomalies`, format: 'cordon' }],
-      ...isolatedKafka(run),
-    },
-    redis: { keyPrefix: run },
-    http: { port },
-    // The pool's event times are the generator's, replayed: no freshness rejects.
-    ingest: { maxEventAgeMs: 0 },
-    contain: {
-      playbooks: playbook,
-      enforcers: { labelstore: true },
-      breaker: { maxConcurrent: 1_000_000, maxNew: 1_000_000 },
-    },
-  };
-}
-
 /** Quarantine every incident's root at once in the label store (no root needed, nothing touched). */
 function writePlaybook(run: string): string {
   return writeRootQuarantinePlaybook(run, { name: 'bench-quarantine', description: 'the pipeline benchmark quarantines the root of every incident in the label store', enforcer: 'labelstore', ttl: '30m' });
-}
-
-function generatePool(size: number): PoolRecord[] {
-  const scenario = new Scenario(presetConfig('enterprise', { seed: 1, maxRecords: size }));
-  const pool: PoolRecord[] = [];
-  for (const r of scenario.records()) {
-    pool.push({ topic: r.expect === 'anomaly' ? 1 : 0, key: r.key, value: Buffer.from(r.text), time: r.time });
-    if (pool.length >= size) break;
-  }
-  return pool;
 }
 
 /** Everything the service published in the run, injected attacks or not. */
@@ -182,31 +143,6 @@ async function watch(kafka: Kafka, config: Config, run: string, attacks: Map<str
   return consumer;
 }
 
-/** Sends `count` records of the pool as fast as the producer goes, before Cordon starts. */
-async function produceBacklog(kafka: Kafka, config: Config, pool: PoolRecord[], count: number) {
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
-  await producer.connect();
-  const topics = [config.kafka.inputs[0]!.topic, config.kafka.inputs[1]!.topic];
-  const start = Date.now();
-  const inFlight: Promise<unknown>[] = [];
-  for (let i = 0; i < count; i += SEND_RECORDS) {
-    const batches: [Message[], Message[]] = [[], []];
-    for (let j = i; j < Math.min(count, i + SEND_RECORDS); j++) {
-      const r = pool[j % pool.length]!;
-      batches[r.topic].push({ key: r.key, value: r.value });
-    }
-    const topicMessages = batches.map((messages, t) => ({ topic: topics[t]!, messages })).filter((t) => t.messages.length > 0);
-    inFlight.push(producer.sendBatch({ topicMessages, acks: 1 }));
-    while (inFlight.length >= 8) await inFlight.shift();
-  }
-  await Promise.all(inFlight);
-  await producer.disconnect();
-  const seconds = (Date.now() - start) / 1000;
-  if (count > 0) progress(`backlog: ${count.toLocaleString()} records produced in ${seconds.toFixed(1)} s, before cordon starts`);
-  return { produced: count, perSecond: count / seconds };
-}
-
-/** How fast Cordon takes in the backlog: records consumed per second from its first sample to the last record. */
 /** Drain rate of the backlog, and Cordon's own CPU per event over the same span (its /proc accounting). */
 async function measureDrain(cordon: CordonProcess, backlog: number): Promise<{ perSecond: number; seconds: number; cpuUsPerEvent: number }> {
   if (backlog === 0) return { perSecond: NaN, seconds: 0, cpuUsPerEvent: NaN };
@@ -222,9 +158,6 @@ async function measureDrain(cordon: CordonProcess, backlog: number): Promise<{ p
   progress(`backlog drained: ${events.toLocaleString()} records in ${seconds.toFixed(1)} s (${first.consumed.toLocaleString()} already in when it was ready)`);
   return { perSecond: events / seconds, seconds, cpuUsPerEvent: ((last.cpu - first.cpu) * 1e6) / events };
 }
-
-/** One produce request per this many records keeps every partition's record batch well under the broker's limit. */
-const SEND_RECORDS = 2_000;
 
 /** Sends the pool round and round at the target rate, with an attack every BENCH_ATTACK_EVERY_MS. */
 async function produce(kafka: Kafka, config: Config, env: Env, pool: PoolRecord[], attacks: Map<string, AttackRun>, cordon: CordonProcess) {
@@ -270,14 +203,6 @@ async function produce(kafka: Kafka, config: Config, env: Env, pool: PoolRecord[
   samples.push({ at: endedAt, consumed: await consumed(cordon) });
   await producer.disconnect();
   return { produced: sent, startedAt: start, endedAt, samples };
-}
-
-/** Records Cordon has taken in (its /metrics), every input topic. */
-async function consumed(cordon: CordonProcess): Promise<number> {
-  const text = await (await fetch(`${cordon.url}/metrics`)).text();
-  let n = 0;
-  for (const m of text.matchAll(/^cordon_ingest_records_total\{[^}]*\} (\d+(?:\.\d+)?(?:e\+\d+)?)$/gm)) n += Number(m[1]);
-  return n;
 }
 
 async function waitDrained(cordon: CordonProcess, produced: number, timeoutMs: number): Promise<{ at: number; consumed: number }> {
