@@ -2,7 +2,8 @@ import { Writable } from 'node:stream';
 import Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../../src/config';
-import { verifyLedger } from '../../src/ledger/audit';
+import { generateKeyPairSync } from 'node:crypto';
+import { exportLedger, takeCheckpoint, verifyLedger } from '../../src/ledger/audit';
 import { nextRecord, type ChainHead } from '../../src/ledger/chain';
 import { canonicalJson } from '../../src/ledger/canonical';
 import { fenceMarker, WRITER_HEADER } from '../../src/ledger/fence';
@@ -175,6 +176,11 @@ describe('read-side fencing: late writes that reach the topic', () => {
 
     // Another late write at the very end of the log: a writer opened later still continues from r2.
     await lateWrite(config, old.token, r2, entries[3]!);
+    const exported: string[] = [];
+    expect(await exportLedger(kafka, config.kafka.topics.ledger, (l) => void exported.push(l))).toBe(2);
+    expect(exported).toEqual([canonicalJson(r1), canonicalJson(r2)]);
+    const checkpoint = await takeCheckpoint(kafka, config.kafka.topics.ledger, generateKeyPairSync('ed25519').privateKey, []);
+    expect(checkpoint).toMatchObject({ seq: 2, head: r2.hash, offset: '4' });
     await next.close();
     const later = await open(config, 'later');
     expect(later.head).toEqual({ seq: 2, hash: r2.hash });
