@@ -165,6 +165,7 @@ export class CorrelationEngine implements rules.RuleContext {
     const part = this.partitionOf;
     if (part === undefined) return false;
     const ep = isFlow(event) ? event.src : 'kind' in event.entity ? { workload: event.entity } : event.entity;
+    if ('workload' in ep && ep.workload !== undefined) return false;
     const key = this.entities.resolve(ep, t);
     const to = part(key);
     if (to === part(subjectKey(event)) || this.ownedHere(to)) return false;

@@ -18,7 +18,16 @@ const QUICKSTART_SEEDS = [1, 2, 3];
 
 const engineConfig = (s: Scenario) => s.truth.engineConfig as CorrelationConfigInput;
 
+interface Run {
+  evaluation: Evaluation;
+  truth: Scenario['truth'];
+}
+
 function run(seed: number, preset: PresetName = 'small'): Evaluation {
+  return runWithTruth(seed, preset).evaluation;
+}
+
+function runWithTruth(seed: number, preset: PresetName = 'small'): Run {
   const s = new Scenario(presetConfig(preset, { seed }));
   const ctx: StreamContext = { state: new Map() };
   const events: CordonEvent[] = [];
@@ -33,13 +42,34 @@ function run(seed: number, preset: PresetName = 'small'): Evaluation {
     .join('\n');
   const gaps = e.policyGaps.map((g) => `    policy gap ${g.src} -> ${g.dst}:${g.port} reported as a gap: ${g.reported}`).join('\n');
   console.log(`${formatEvaluation(e, `${preset} seed ${seed}`)}\n${detail}\n${gaps}`);
-  return e;
+  return { evaluation: e, truth: s.truth };
 }
+
+/** The shipped auto-quarantine playbook acts on high or critical severity. */
+const ACTED_ON = new Set(['high', 'critical']);
 
 describe('detection quality on the small scenario', () => {
   const results = new Map<number, Evaluation>();
+  const truths = new Map<number, Run['truth']>();
   beforeAll(() => {
-    for (const seed of SEEDS) results.set(seed, run(seed));
+    for (const seed of SEEDS) {
+      const r = runWithTruth(seed);
+      results.set(seed, r.evaluation);
+      truths.set(seed, r.truth);
+    }
+  });
+
+  it('precision over all seeds >= 0.98', () => {
+    const all = [...results.values()];
+    const incidents = all.reduce((n, e) => n + e.incidents, 0);
+    const fp = all.reduce((n, e) => n + e.falsePositives.length, 0);
+    expect(incidents).toBeGreaterThan(0);
+    expect((incidents - fp) / incidents).toBeGreaterThanOrEqual(0.98);
+  });
+
+  it('no benign source reaches the severity the shipped auto-quarantine playbook acts on', () => {
+    const acted = [...results.values()].flatMap((e) => e.falsePositives).filter((f) => ACTED_ON.has(f.severity));
+    expect(acted.map((f) => `${f.rootName} ${f.severity}: ${f.reason}`)).toEqual([]);
   });
 
   // One small scenario holds 11 attacks, so one miss is 0.909: recall is judged over all seeds.
