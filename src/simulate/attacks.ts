@@ -40,6 +40,8 @@ const SEQUENCES: Record<AttackKind, Step[]> = {
 };
 
 const PROPAGATES = new Set<AttackKind>(['smb', 'wmi', 'winrm', 'rdp', 'ssh', 'pod_pivot', 'dc']);
+/** Kinds an attacker with valid credentials can run over permitted flows only. */
+const CREDENTIALED = new Set<AttackKind>(['smb', 'wmi', 'winrm', 'rdp', 'ssh', 'dc']);
 const DISCOVERY_PORTS = [445, 139, 135, 3389, 5985, 22, 80, 443, 1433, 3306, 5432, 8080, 21, 23, 5900];
 const POD_PROBE_PORTS = [5432, 6379, 3306, 9200, 27017, 8080, 8443, 50051];
 
@@ -54,7 +56,7 @@ export function planAttacks(config: ScenarioConfig, ent: Enterprise, reserved: R
     const n = config.attackCounts[kind] ?? 0;
     for (let i = 0; i < n; i++) {
       const hops = PROPAGATES.has(kind) ? rng.weighted([[1, 7], [2, 2], [3, 1]] as const) : 1;
-      specs.push({ kind, hops, pace: rng.chance(0.5) ? 'fast' : 'slow', anomalies: rng.chance(0.5) });
+      specs.push({ kind, hops, pace: rng.chance(0.5) ? 'fast' : 'slow', anomalies: rng.chance(0.5), access: 'probing' });
     }
   }
   // Roots are chosen for every attack first, and no attack's victim is another attack's root or
@@ -70,7 +72,7 @@ export function planAttacks(config: ScenarioConfig, ent: Enterprise, reserved: R
     const anomalies = (spec.anomalies ?? r.chance(0.5)) && config.formats.cordon;
     const id = `atk-${String(i + 1).padStart(3, '0')}-${spec.kind}`;
     const planner = new AttackPlanner(r, ent, config, claimed, victimsSoFar, id, pace, anomalies, podAttacks);
-    const kind = planner.choose(spec.kind, spec.hops);
+    const kind = planner.choose(spec.kind, spec.hops, spec.access);
     if (kind && planner.rootKind === 'pod') podAttacks++;
     return { spec, planner, kind, r };
   });
@@ -127,15 +129,26 @@ class AttackPlanner {
   }
 
   private pivots: Entity[] = [];
+  /** Only what the policy permits from the attacker's host is tried: every flow is permitted. */
+  private credentialed = false;
+
+  /** Whether the attacker tries this step at all (a credentialed one skips what would be denied). */
+  private tries(src: Entity, dst: Entity, step: Step): boolean {
+    return !this.credentialed || permits(src, dst, step === 'dyn' ? this.dynPort(dst) : step, 'tcp');
+  }
 
   /** Settle the kind (a feasible one), claim the root and the footholds it will pivot through. */
-  choose(requested: AttackKind, hops: number): AttackKind | undefined {
+  choose(requested: AttackKind, hops: number, access: 'probing' | 'credentialed' = 'probing'): AttackKind | undefined {
     let kind = requested;
     if (!this.feasible(kind)) {
       const fallback = ATTACK_KINDS.find((k) => this.feasible(k));
       if (!fallback) return undefined;
       this.notes.push(`${requested} is not possible in this topology; planned as ${fallback}`);
       kind = fallback;
+    }
+    if (access === 'credentialed') {
+      this.credentialed = CREDENTIALED.has(kind);
+      if (!this.credentialed) this.notes.push(`${kind} cannot run on credentials alone; planned as probing`);
     }
     this.root = this.pickRoot(kind);
     if (!this.root) return undefined;
@@ -250,7 +263,8 @@ class AttackPlanner {
   private finalVictims(kind: AttackKind, src: Entity): Entity[] {
     const rng = this.rng;
     const slow = this.pace === 'slow';
-    const notSelf = (e: Entity) => e !== src && !this.compromised.includes(e) && !this.claimed.has(e);
+    const reachable = (e: Entity) => !this.credentialed || this.sequence(kind, e).some((step) => this.tries(src, e, step));
+    const notSelf = (e: Entity) => e !== src && !this.compromised.includes(e) && !this.claimed.has(e) && reachable(e);
     switch (kind) {
       case 'ssh': {
         // the hosts in the server's known_hosts: the other Linux servers, bastions, cluster nodes
@@ -300,7 +314,7 @@ class AttackPlanner {
   private campaign(kind: AttackKind, src: Entity, victims: readonly Entity[], cur: Cursor, span: number): void {
     const rng = this.rng;
     const order: Array<[Entity, Step]> = [];
-    for (const v of victims) for (const s of this.sequence(kind, v)) order.push([v, s]);
+    for (const v of victims) for (const s of this.sequence(kind, v)) if (this.tries(src, v, s)) order.push([v, s]);
     if (order.length === 0) return;
     if (this.pace === 'fast') {
       let prev: Entity | undefined;
@@ -351,7 +365,8 @@ class AttackPlanner {
     this.gap(cur, 10_000, 60_000);
     let gained = false;
     const epm = new Set<Entity>();
-    const steps = kind === 'pod_pivot' ? [pivot.app!.port] : kind === 'ssh' ? [22] : [...this.sequence(kind, pivot), 5985, 445];
+    const all: Step[] = kind === 'pod_pivot' ? [pivot.app!.port] : kind === 'ssh' ? [22] : [...this.sequence(kind, pivot), 5985, 445];
+    const steps = all.filter((step) => this.tries(src, pivot, step));
     for (const step of steps) {
       if (step === 'dyn' && !epm.has(pivot)) continue;
       const port = step === 'dyn' ? this.dynPort(pivot) : step;

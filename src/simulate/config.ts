@@ -48,6 +48,12 @@ export const AttackSpec = z.object({
   anomalies: z.boolean().optional(),
   /** Offset of the first attempt from the scenario start. Drawn (after the warm-up) when absent. */
   at: DurationMs.optional(),
+  /**
+   * probing: the attacker's tool tries its whole sequence and meets the policy. credentialed: it
+   * holds valid credentials and touches only what the policy lets its host reach, so every flow
+   * it makes is permitted (Windows kinds, ssh and dc; the other kinds stay probing).
+   */
+  access: z.enum(['probing', 'credentialed']).default('probing'),
 });
 export type AttackSpec = z.input<typeof AttackSpec>;
 export type ResolvedAttackSpec = z.output<typeof AttackSpec>;

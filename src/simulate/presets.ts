@@ -7,9 +7,11 @@ import { ScenarioConfig, type AttackSpec, type ScenarioConfigInput } from './con
  * - `enterprise`: benchmarks. Thousands of entities, a steady background at a configurable rate
  *   (default 40 connections/s, ~60-70 records/s, ~6M records a day), 4 attacks of each kind.
  * - `quickstart`: the demo. Two hours, a few dozen entities, four fast attacks.
+ * - `credentialed`: the small enterprise and its benign populations, with attackers that hold
+ *   valid credentials and move over permitted flows only (WFP 5156, Zeek SF): no denial at all.
  */
 
-export const PRESETS = ['small', 'enterprise', 'quickstart'] as const;
+export const PRESETS = ['small', 'enterprise', 'quickstart', 'credentialed'] as const;
 export type PresetName = (typeof PRESETS)[number];
 
 const SMALL_ATTACKS: AttackSpec[] = [
@@ -26,23 +28,37 @@ const SMALL_ATTACKS: AttackSpec[] = [
   { kind: 'smb', pace: 'slow', hops: 3, anomalies: true },
 ];
 
-const BASE: Record<PresetName, ScenarioConfigInput> = {
-  small: {
-    name: 'small',
-    duration: '24h',
-    warmup: '2h',
-    topology: { workstations: 24, servers: 9, domainControllers: 2, jumpHosts: 1, scanners: 1, monitors: 1, namespaces: 3, pods: 14 },
-    background: {
-      rate: 0.1,
-      noisePerHour: 1.5,
-      benignAnomaliesPerHour: 0.5,
-      broadcastPerHostHour: 0.3,
-      policyGapRetry: '10m',
-      scannerSweepEvery: '8h',
-      monitorEvery: '30m',
-    },
-    attacks: SMALL_ATTACKS,
+const CREDENTIALED_ATTACKS: AttackSpec[] = [
+  { kind: 'smb', pace: 'fast', hops: 1, anomalies: false, access: 'credentialed' },
+  { kind: 'wmi', pace: 'slow', hops: 1, anomalies: false, access: 'credentialed' },
+  { kind: 'winrm', pace: 'fast', hops: 2, anomalies: false, access: 'credentialed' },
+  { kind: 'rdp', pace: 'fast', hops: 1, anomalies: true, access: 'credentialed' },
+  { kind: 'ssh', pace: 'fast', hops: 1, anomalies: false, access: 'credentialed' },
+  { kind: 'dc', pace: 'fast', hops: 1, anomalies: false, access: 'credentialed' },
+  { kind: 'ssh', pace: 'slow', hops: 2, anomalies: false, access: 'credentialed' },
+  { kind: 'smb', pace: 'slow', hops: 3, anomalies: false, access: 'credentialed' },
+];
+
+const SMALL: ScenarioConfigInput = {
+  name: 'small',
+  duration: '24h',
+  warmup: '2h',
+  topology: { workstations: 24, servers: 9, domainControllers: 2, jumpHosts: 1, scanners: 1, monitors: 1, namespaces: 3, pods: 14 },
+  background: {
+    rate: 0.1,
+    noisePerHour: 1.5,
+    benignAnomaliesPerHour: 0.5,
+    broadcastPerHostHour: 0.3,
+    policyGapRetry: '10m',
+    scannerSweepEvery: '8h',
+    monitorEvery: '30m',
   },
+  attacks: SMALL_ATTACKS,
+};
+
+const BASE: Record<PresetName, ScenarioConfigInput> = {
+  small: SMALL,
+  credentialed: { ...SMALL, name: 'credentialed', attacks: CREDENTIALED_ATTACKS },
   enterprise: {
     name: 'enterprise',
     duration: '24h',

@@ -50,13 +50,8 @@ const ACTED_ON = new Set(['high', 'critical']);
 
 describe('detection quality on the small scenario', () => {
   const results = new Map<number, Evaluation>();
-  const truths = new Map<number, Run['truth']>();
   beforeAll(() => {
-    for (const seed of SEEDS) {
-      const r = runWithTruth(seed);
-      results.set(seed, r.evaluation);
-      truths.set(seed, r.truth);
-    }
+    for (const seed of SEEDS) results.set(seed, run(seed));
   });
 
   it('precision over all seeds >= 0.98', () => {
@@ -101,5 +96,29 @@ describe('detection quality on the quickstart scenario', () => {
   it.each(QUICKSTART_SEEDS)('seed %d: recall and precision >= 0.95', (seed) => {
     expect(results.get(seed)!.recall).toBeGreaterThanOrEqual(0.95);
     expect(results.get(seed)!.precision).toBeGreaterThanOrEqual(0.95);
+  });
+});
+
+describe('detection quality on movement over permitted flows (the credentialed scenario)', () => {
+  const runs = new Map<number, Run>();
+  beforeAll(() => {
+    for (const seed of SEEDS) runs.set(seed, runWithTruth(seed, 'credentialed'));
+  });
+
+  // Detection of these is the open part of the detection issue (docs/detection.md): the recall is
+  // printed, not asserted, until the engine can tell them from a member's ordinary sessions.
+  it('the attacks make permitted flows only, in WFP and Zeek', () => {
+    const attacks = [...runs.values()].flatMap((r) => r.truth.attacks);
+    expect(attacks.length).toBeGreaterThanOrEqual(SEEDS.length * 4);
+    expect(attacks.filter((a) => a.deniedAttempts > 0 || a.allowedAttempts === 0).map((a) => a.id)).toEqual([]);
+    const formats = new Set(attacks.flatMap((a) => a.formats));
+    for (const f of ['wfp', 'zeek']) expect([f, formats.has(f)]).toEqual([f, true]);
+    const detected = [...runs.values()].flatMap((r) => r.evaluation.perAttack).filter((a) => a.detected).length;
+    console.log(`credentialed seeds ${SEEDS.join(',')}: ${attacks.length} attacks over permitted flows only, ${detected} detected`);
+  });
+
+  it('no benign source reaches the severity the shipped auto-quarantine playbook acts on', () => {
+    const acted = [...runs.values()].flatMap((r) => r.evaluation.falsePositives).filter((f) => ACTED_ON.has(f.severity));
+    expect(acted.map((f) => `${f.rootName} ${f.severity}: ${f.reason}`)).toEqual([]);
   });
 });
